@@ -1,0 +1,11 @@
+from __future__ import annotations
+
+from django.http import HttpRequest
+
+from workbench.roles import Capability, role_allows
+
+
+def capabilities(request: HttpRequest) -> dict:
+    """``can.<capability>`` for the current project role, so templates show only what the user may do."""
+    role = getattr(request, "role", None)
+    return {"can": {c.value: role_allows(role, c) for c in Capability}}

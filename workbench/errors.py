@@ -1,0 +1,7 @@
+"""The one error type services raise: its message is shown to users as is."""
+
+from __future__ import annotations
+
+
+class WorkbenchError(Exception):
+    """A problem a user can act on (bad input, a conflicting state); never a bug."""

@@ -1,0 +1,64 @@
+from __future__ import annotations
+
+from django import forms
+
+from workbench.models import Corpus, Project, Role
+
+
+class MultipleFileInput(forms.ClearableFileInput):
+    allow_multiple_selected = True
+
+
+class MultipleFileField(forms.FileField):
+    def __init__(self, *args, **kwargs) -> None:  # type: ignore[no-untyped-def]
+        kwargs.setdefault("widget", MultipleFileInput())
+        super().__init__(*args, **kwargs)
+
+    def clean(self, data, initial=None):  # type: ignore[no-untyped-def]
+        single = super().clean
+        if isinstance(data, list | tuple):
+            return [single(d, initial) for d in data]
+        return [single(data, initial)] if data else []
+
+
+class ProjectForm(forms.Form):
+    name = forms.CharField(max_length=200)
+    description = forms.CharField(widget=forms.Textarea(attrs={"rows": 2}), required=False)
+
+
+class MemberForm(forms.Form):
+    username = forms.CharField(max_length=150)
+    role = forms.ChoiceField(choices=Role.choices)
+
+
+class CorpusForm(forms.Form):
+    name = forms.CharField(max_length=200)
+    description = forms.CharField(widget=forms.Textarea(attrs={"rows": 2}), required=False)
+    chunk_size = forms.IntegerField(min_value=8, max_value=512, initial=224, help_text="Tokens per passage")
+    chunk_overlap = forms.IntegerField(min_value=0, max_value=256, initial=32, help_text="Tokens shared by neighbours")
+    files = MultipleFileField(
+        help_text="BEIR corpus.jsonl, JSONL with a text field, .txt, .md, .html — several at once", required=True
+    )
+
+
+class CorpusUploadForm(forms.Form):
+    files = MultipleFileField()
+
+
+class QueriesImportForm(forms.Form):
+    files = MultipleFileField(help_text="BEIR queries.jsonl, CSV (id,text,tags) or one query per line")
+    tags = forms.CharField(required=False, help_text="Comma-separated tags (slices) for every imported query")
+    held_out = forms.BooleanField(required=False, help_text="Tags mark a held-out set (never used for training)")
+
+    def tag_list(self) -> list[str]:
+        return [t.strip() for t in self.cleaned_data.get("tags", "").split(",") if t.strip()]
+
+
+class QrelsImportForm(forms.Form):
+    corpus = forms.ModelChoiceField(queryset=Corpus.objects.none())
+    files = MultipleFileField(help_text="BEIR qrels TSV or TREC qrels")
+    split = forms.CharField(required=False, max_length=100, help_text="Split name (default: the file name, e.g. test)")
+
+    def __init__(self, *args, project: Project, **kwargs) -> None:  # type: ignore[no-untyped-def]
+        super().__init__(*args, **kwargs)
+        self.fields["corpus"].queryset = project.corpora.all()

@@ -1,0 +1,23 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+from django.core.management.base import CommandParser
+
+from workbench.exports import export_beir
+from workbench.management.commands._base import ProjectCommand
+
+
+class Command(ProjectCommand):
+    help = "Export a corpus with its project's queries and judgments as a BEIR folder."
+
+    def add_arguments(self, parser: CommandParser) -> None:
+        super().add_arguments(parser)
+        parser.add_argument("out", type=Path)
+        parser.add_argument("--corpus", required=True)
+
+    def handle(self, *args, **options) -> None:  # type: ignore[no-untyped-def]
+        project = self.project(options)
+        corpus = self.corpus(project, options["corpus"])
+        summary = export_beir(corpus=corpus, out_dir=options["out"])
+        self.stdout.write(self.style.SUCCESS(f"Wrote {options['out']}: {summary}"))

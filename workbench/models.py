@@ -1,0 +1,209 @@
+"""Core data: projects and roles, corpora/documents/passages, queries and their tags, imports, background jobs."""
+
+from __future__ import annotations
+
+from django.conf import settings
+from django.db import models
+
+
+class Role(models.TextChoices):
+    ANNOTATOR = "annotator", "Annotator"
+    REVIEWER = "reviewer", "Reviewer"
+    ML_LEAD = "ml_lead", "ML lead"
+    ADMIN = "admin", "Admin"
+
+
+class Project(models.Model):
+    name = models.CharField(max_length=200)
+    slug = models.SlugField(max_length=80, unique=True)
+    description = models.TextField(blank=True)
+    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class Membership(models.Model):
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="memberships")
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="memberships")
+    role = models.CharField(max_length=16, choices=Role.choices)
+    added_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["project", "user"], name="one_membership_per_user")]
+        ordering = ["project", "user__username"]
+
+    def __str__(self) -> str:
+        return f"{self.user} in {self.project} as {self.role}"
+
+
+class Corpus(models.Model):
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="corpora")
+    name = models.CharField(max_length=200)
+    description = models.TextField(blank=True)
+    # Chunking is fixed per corpus so every passage of it is cut the same way.
+    chunk_size = models.PositiveIntegerField(default=224, help_text="Tokens per passage (embedding tokenizer).")
+    chunk_overlap = models.PositiveIntegerField(default=32, help_text="Tokens shared by consecutive passages.")
+    tokenizer = models.CharField(max_length=300, default="all-MiniLM-L6-v2", help_text="Tokenizer used for chunking.")
+    # Bumped on every change to its documents, so indexes and evaluations know which contents they cover.
+    version = models.PositiveIntegerField(default=0)
+    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["project", "name"], name="unique_corpus_name")]
+        ordering = ["name"]
+        verbose_name_plural = "corpora"
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class Document(models.Model):
+    corpus = models.ForeignKey(Corpus, on_delete=models.CASCADE, related_name="documents")
+    external_id = models.CharField(max_length=300)
+    title = models.TextField(blank=True)
+    text = models.TextField()
+    metadata = models.JSONField(default=dict, blank=True)
+    # Promoted from metadata so they filter and slice with an index.
+    tenant = models.CharField(max_length=200, blank=True, db_index=True)
+    doc_type = models.CharField(max_length=100, blank=True, db_index=True)
+    date = models.DateField(null=True, blank=True, db_index=True)
+    source_name = models.CharField(max_length=300, blank=True, help_text="File the document came from.")
+    content_hash = models.CharField(max_length=64)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["corpus", "external_id"], name="unique_document_id")]
+        ordering = ["id"]
+
+    def __str__(self) -> str:
+        return self.external_id
+
+
+class Passage(models.Model):
+    document = models.ForeignKey(Document, on_delete=models.CASCADE, related_name="passages")
+    corpus = models.ForeignKey(Corpus, on_delete=models.CASCADE, related_name="passages")  # denormalised for scans
+    ordinal = models.PositiveIntegerField()
+    text = models.TextField()
+    char_start = models.PositiveIntegerField()
+    char_end = models.PositiveIntegerField()
+    token_count = models.PositiveIntegerField()
+    content_hash = models.CharField(max_length=64, db_index=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["document", "ordinal"], name="unique_passage_ordinal")]
+        ordering = ["document_id", "ordinal"]
+
+    def __str__(self) -> str:
+        return f"{self.document.external_id}#{self.ordinal}"
+
+
+class QueryTag(models.Model):
+    """A named set of queries: a slice on evaluation pages; held-out tags are never used for training."""
+
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="query_tags")
+    name = models.CharField(max_length=100)
+    held_out = models.BooleanField(default=False)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["project", "name"], name="unique_tag_name")]
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class Query(models.Model):
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="queries")
+    external_id = models.CharField(max_length=300)
+    text = models.TextField()
+    metadata = models.JSONField(default=dict, blank=True)
+    tags = models.ManyToManyField(QueryTag, related_name="queries", blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["project", "external_id"], name="unique_query_id")]
+        ordering = ["id"]
+        verbose_name_plural = "queries"
+
+    def __str__(self) -> str:
+        return self.external_id
+
+
+class ImportRecord(models.Model):
+    """One successful import of one file: lets a re-import of the same bytes be refused with a clear message."""
+
+    class Kind(models.TextChoices):
+        CORPUS = "corpus", "Corpus"
+        QUERIES = "queries", "Queries"
+        QRELS = "qrels", "Judgments"
+
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="imports")
+    corpus = models.ForeignKey(Corpus, null=True, blank=True, on_delete=models.CASCADE, related_name="imports")
+    kind = models.CharField(max_length=16, choices=Kind.choices)
+    filename = models.CharField(max_length=300)
+    sha256 = models.CharField(max_length=64)
+    rows = models.PositiveIntegerField(default=0)
+    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+
+
+class Job(models.Model):
+    """A background task as users see it: status, progress, log tail and metric history, polled by pages."""
+
+    class Status(models.TextChoices):
+        QUEUED = "queued", "Queued"
+        RUNNING = "running", "Running"
+        SUCCEEDED = "succeeded", "Succeeded"
+        FAILED = "failed", "Failed"
+        CANCELLED = "cancelled", "Cancelled"
+
+    ACTIVE = (Status.QUEUED, Status.RUNNING)
+
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="jobs")
+    kind = models.CharField(max_length=50)
+    title = models.CharField(max_length=300)
+    queue = models.CharField(max_length=20, default="default")
+    params = models.JSONField(default=dict, blank=True)
+    result = models.JSONField(default=dict, blank=True)
+    status = models.CharField(max_length=12, choices=Status.choices, default=Status.QUEUED, db_index=True)
+    progress = models.FloatField(default=0.0)
+    message = models.TextField(blank=True)
+    log_tail = models.TextField(blank=True)
+    metric_history = models.JSONField(default=list, blank=True)
+    cancel_requested = models.BooleanField(default=False)
+    worker = models.CharField(max_length=200, blank=True)
+    heartbeat_at = models.DateTimeField(null=True, blank=True)
+    retry_of = models.ForeignKey("self", null=True, blank=True, on_delete=models.SET_NULL, related_name="retries")
+    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+")
+    created_at = models.DateTimeField(auto_now_add=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+
+    def __str__(self) -> str:
+        return f"{self.kind} #{self.pk} ({self.status})"
+
+    @property
+    def is_active(self) -> bool:
+        return self.status in self.ACTIVE
+
+    @property
+    def duration_s(self) -> float | None:
+        if not self.started_at:
+            return None
+        from django.utils import timezone
+
+        end = self.finished_at or timezone.now()
+        return (end - self.started_at).total_seconds()

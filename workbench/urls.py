@@ -1,0 +1,38 @@
+"""Root URLs. The core app's own routes are ``app_patterns`` (namespace "workbench"); other apps mount theirs under
+the project prefix."""
+
+from __future__ import annotations
+
+from django.contrib import admin
+from django.contrib.auth import views as auth_views
+from django.urls import include, path
+
+from workbench import views
+
+P = "p/<slug:slug>/"
+
+app_patterns = [
+    path("", views.home, name="home"),
+    path(P, views.project_detail, name="project"),
+    path(P + "members/", views.members, name="members"),
+    path(P + "members/<int:pk>/remove/", views.member_remove, name="member_remove"),
+    path(P + "corpora/new/", views.corpus_create, name="corpus_new"),
+    path(P + "corpora/<int:pk>/", views.corpus_detail, name="corpus"),
+    path(P + "corpora/<int:pk>/upload/", views.corpus_upload, name="corpus_upload"),
+    path(P + "documents/<int:pk>/", views.document_detail, name="document"),
+    path(P + "queries/", views.queries, name="queries"),
+    path(P + "queries/import/", views.queries_import, name="queries_import"),
+    path(P + "judgments/import/", views.qrels_import, name="qrels_import"),
+    path(P + "export/", views.export, name="export"),
+    path(P + "jobs/", views.jobs, name="jobs"),
+    path(P + "jobs/<int:pk>/", views.job_detail, name="job"),
+    path(P + "jobs/<int:pk>/cancel/", views.job_control, {"action": "cancel"}, name="job_cancel"),
+    path(P + "jobs/<int:pk>/retry/", views.job_control, {"action": "retry"}, name="job_retry"),
+]
+
+urlpatterns = [
+    path("admin/", admin.site.urls),
+    path("accounts/login/", auth_views.LoginView.as_view(), name="login"),
+    path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
+    path("", include((app_patterns, "workbench"))),
+]

@@ -1,0 +1,259 @@
+"""Core pages: projects, members, corpora and documents, queries, imports, exports and jobs. Thin: parse, check, call."""
+
+from __future__ import annotations
+
+import tempfile
+
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.core.exceptions import PermissionDenied
+from django.core.paginator import Paginator
+from django.http import FileResponse, HttpRequest, HttpResponse
+from django.shortcuts import get_object_or_404, redirect, render
+from django.views.decorators.http import require_POST
+
+from workbench import selectors, services
+from workbench.access import project_view
+from workbench.errors import WorkbenchError
+from workbench.exports import export_zip
+from workbench.forms import CorpusForm, CorpusUploadForm, MemberForm, ProjectForm, QrelsImportForm, QueriesImportForm
+from workbench.jobs import job_cancel, job_retry, jobs_reap_stale
+from workbench.models import Corpus, Document, Job, Membership, Project
+from workbench.roles import Capability, role_allows
+
+
+def _can(request: HttpRequest, capability: Capability) -> bool:
+    return role_allows(getattr(request, "role", None), capability)
+
+
+@login_required
+def home(request: HttpRequest) -> HttpResponse:
+    form = ProjectForm(request.POST or None)
+    if request.method == "POST":
+        if not request.user.is_staff:
+            raise PermissionDenied("Only administrators create projects.")
+        if form.is_valid():
+            try:
+                project = services.project_create(user=request.user, **form.cleaned_data)
+            except WorkbenchError as exc:
+                form.add_error("name", str(exc))
+            else:
+                messages.success(request, f"Project {project.name} created; you are its admin.")
+                return redirect("workbench:project", slug=project.slug)
+    return render(request, "workbench/home.html", {"projects": selectors.projects_for_user(request.user), "form": form})
+
+
+@project_view(Capability.VIEW)
+def project_detail(request: HttpRequest, project: Project) -> HttpResponse:
+    return render(request, "workbench/project.html", {"project": project, **selectors.project_overview(project)})
+
+
+@project_view(Capability.MANAGE_MEMBERS)
+def members(request: HttpRequest, project: Project) -> HttpResponse:
+    form = MemberForm(request.POST or None)
+    if request.method == "POST" and form.is_valid():
+        try:
+            m = services.membership_set(project=project, by=request.user, **form.cleaned_data)
+        except WorkbenchError as exc:
+            form.add_error(None, str(exc))
+        else:
+            messages.success(request, f"{m.user.username} is now {m.get_role_display()}.")
+            return redirect("workbench:members", slug=project.slug)
+    return render(
+        request, "workbench/members.html", {"project": project, "members": selectors.members(project), "form": form}
+    )
+
+
+@require_POST
+@project_view(Capability.MANAGE_MEMBERS)
+def member_remove(request: HttpRequest, project: Project, pk: int) -> HttpResponse:
+    membership = get_object_or_404(Membership, pk=pk, project=project)
+    try:
+        services.membership_remove(membership=membership)
+        messages.success(request, f"{membership.user.username} removed.")
+    except WorkbenchError as exc:
+        messages.error(request, str(exc))
+    return redirect("workbench:members", slug=project.slug)
+
+
+@project_view(Capability.MANAGE_DATA)
+def corpus_create(request: HttpRequest, project: Project) -> HttpResponse:
+    form = CorpusForm(request.POST or None, request.FILES or None)
+    if request.method == "POST" and form.is_valid():
+        data = form.cleaned_data
+        try:
+            corpus = services.corpus_create(
+                project=project,
+                name=data["name"],
+                description=data["description"],
+                chunk_size=data["chunk_size"],
+                chunk_overlap=data["chunk_overlap"],
+                user=request.user,
+            )
+            job = services.import_job_start(
+                project=project, kind="corpus", corpus=corpus, files=data["files"], user=request.user
+            )
+        except WorkbenchError as exc:
+            form.add_error(None, str(exc))
+        else:
+            messages.info(request, f"Corpus {corpus.name} created; importing {len(data['files'])} file(s).")
+            return redirect("workbench:job", slug=project.slug, pk=job.pk)
+    return render(request, "workbench/corpus_new.html", {"project": project, "form": form})
+
+
+@project_view(Capability.VIEW)
+def corpus_detail(request: HttpRequest, project: Project, pk: int) -> HttpResponse:
+    corpus = get_object_or_404(Corpus, pk=pk, project=project)
+    text, tenant, doc_type = (request.GET.get(k, "") for k in ("q", "tenant", "doc_type"))
+    docs = selectors.documents_search(corpus, text=text, tenant=tenant, doc_type=doc_type)
+    page = Paginator(docs, 25).get_page(request.GET.get("page"))
+    context = {
+        "project": project,
+        "corpus": corpus,
+        "page": page,
+        "q": text,
+        "tenant": tenant,
+        "doc_type": doc_type,
+        "tenants": selectors.facet_values(corpus, "tenant"),
+        "doc_types": selectors.facet_values(corpus, "doc_type"),
+        "n_passages": selectors.corpus_passage_count(corpus),
+        "upload_form": CorpusUploadForm() if _can(request, Capability.MANAGE_DATA) else None,
+    }
+    template = "workbench/_document_list.html" if request.htmx and request.htmx.target == "doc-results" else None
+    return render(request, template or "workbench/corpus.html", context)
+
+
+@require_POST
+@project_view(Capability.MANAGE_DATA)
+def corpus_upload(request: HttpRequest, project: Project, pk: int) -> HttpResponse:
+    corpus = get_object_or_404(Corpus, pk=pk, project=project)
+    form = CorpusUploadForm(request.POST, request.FILES)
+    if not form.is_valid():
+        messages.error(request, "Choose at least one file to upload.")
+        return redirect("workbench:corpus", slug=project.slug, pk=corpus.pk)
+    try:
+        job = services.import_job_start(
+            project=project, kind="corpus", corpus=corpus, files=form.cleaned_data["files"], user=request.user
+        )
+    except WorkbenchError as exc:
+        messages.error(request, str(exc))
+        return redirect("workbench:corpus", slug=project.slug, pk=corpus.pk)
+    return redirect("workbench:job", slug=project.slug, pk=job.pk)
+
+
+@project_view(Capability.VIEW)
+def document_detail(request: HttpRequest, project: Project, pk: int) -> HttpResponse:
+    document = get_object_or_404(Document.objects.select_related("corpus"), pk=pk, corpus__project=project)
+    return render(
+        request,
+        "workbench/document.html",
+        {"project": project, "document": document, "passages": document.passages.order_by("ordinal")},
+    )
+
+
+@project_view(Capability.VIEW)
+def queries(request: HttpRequest, project: Project) -> HttpResponse:
+    tag, text = request.GET.get("tag", ""), request.GET.get("q", "")
+    page = Paginator(selectors.queries_list(project, tag=tag, text=text), 50).get_page(request.GET.get("page"))
+    can_import = _can(request, Capability.MANAGE_DATA)
+    context = {
+        "project": project,
+        "page": page,
+        "tag": tag,
+        "q": text,
+        "tags": project.query_tags.all(),
+        "queries_form": QueriesImportForm() if can_import else None,
+        "qrels_form": QrelsImportForm(project=project) if can_import else None,
+    }
+    return render(request, "workbench/queries.html", context)
+
+
+@require_POST
+@project_view(Capability.MANAGE_DATA)
+def queries_import(request: HttpRequest, project: Project) -> HttpResponse:
+    form = QueriesImportForm(request.POST, request.FILES)
+    if form.is_valid():
+        try:
+            job = services.import_job_start(
+                project=project,
+                kind="queries",
+                files=form.cleaned_data["files"],
+                user=request.user,
+                options={"tags": form.tag_list(), "held_out": form.cleaned_data["held_out"]},
+            )
+        except WorkbenchError as exc:
+            messages.error(request, str(exc))
+        else:
+            return redirect("workbench:job", slug=project.slug, pk=job.pk)
+    else:
+        messages.error(request, "Choose a queries file to import.")
+    return redirect("workbench:queries", slug=project.slug)
+
+
+@require_POST
+@project_view(Capability.MANAGE_DATA)
+def qrels_import(request: HttpRequest, project: Project) -> HttpResponse:
+    form = QrelsImportForm(request.POST, request.FILES, project=project)
+    if form.is_valid():
+        try:
+            job = services.import_job_start(
+                project=project,
+                kind="qrels",
+                corpus=form.cleaned_data["corpus"],
+                files=form.cleaned_data["files"],
+                user=request.user,
+                options={"split": form.cleaned_data["split"].strip()},
+            )
+        except WorkbenchError as exc:
+            messages.error(request, str(exc))
+        else:
+            return redirect("workbench:job", slug=project.slug, pk=job.pk)
+    else:
+        messages.error(request, "Choose a corpus and a qrels file.")
+    return redirect("workbench:queries", slug=project.slug)
+
+
+@project_view(Capability.MANAGE_DATA)
+def export(request: HttpRequest, project: Project) -> HttpResponse:
+    corpus_id, fmt = request.GET.get("corpus"), request.GET.get("format")
+    if corpus_id and fmt in {"beir", "trec"}:
+        corpus = get_object_or_404(Corpus, pk=corpus_id, project=project)
+        tmp = tempfile.TemporaryFile()
+        export_zip(corpus=corpus, fmt=fmt, fh=tmp)
+        tmp.seek(0)
+        filename = f"{project.slug}-{corpus.name}-{fmt}.zip".replace(" ", "_")
+        return FileResponse(tmp, as_attachment=True, filename=filename, content_type="application/zip")
+    return render(request, "workbench/export.html", {"project": project, "corpora": project.corpora.all()})
+
+
+@project_view(Capability.VIEW)
+def jobs(request: HttpRequest, project: Project) -> HttpResponse:
+    jobs_reap_stale()
+    status = request.GET.get("status", "")
+    page = Paginator(selectors.jobs_for_project(project, status=status), 30).get_page(request.GET.get("page"))
+    return render(request, "workbench/jobs.html", {"project": project, "page": page, "status": status})
+
+
+@project_view(Capability.VIEW)
+def job_detail(request: HttpRequest, project: Project, pk: int) -> HttpResponse:
+    jobs_reap_stale()
+    job = get_object_or_404(Job.objects.select_related("created_by"), pk=pk, project=project)
+    context = {"project": project, "job": job, "can_control": _can(request, Capability.RUN_JOBS)}
+    template = "workbench/_job_status.html" if request.htmx else "workbench/job.html"
+    return render(request, template, context)
+
+
+@require_POST
+@project_view(Capability.RUN_JOBS)
+def job_control(request: HttpRequest, project: Project, pk: int, action: str) -> HttpResponse:
+    job = get_object_or_404(Job, pk=pk, project=project)
+    try:
+        if action == "cancel":
+            job_cancel(job=job)
+            messages.info(request, f"Cancellation of job #{job.pk} requested.")
+        else:
+            job = job_retry(job=job, user=request.user)
+            messages.info(request, f"Retrying as job #{job.pk}.")
+    except WorkbenchError as exc:
+        messages.error(request, str(exc))
+    return redirect("workbench:job", slug=project.slug, pk=job.pk)
