@@ -121,7 +121,8 @@ def job_task(kind: str, *, time_limit_s: int = 6 * 3600) -> Callable[[JobFn], An
 
 
 def job_execute(job_id: int, fn: JobFn) -> None:
-    close_old_connections()
+    if not connection.in_atomic_block:  # a worker reuses connections across tasks; drop broken or expired ones
+        close_old_connections()
     started = Job.objects.filter(pk=job_id, status=Job.Status.QUEUED).update(
         status=Job.Status.RUNNING,
         started_at=timezone.now(),

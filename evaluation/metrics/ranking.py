@@ -1,8 +1,10 @@
 """Deterministic ranking of one query's scored docs.
 
-Our pinned order is score descending, ties by doc id ascending. trec_eval
-breaks ties by doc id *descending*, so a run with ties must be re-scored before
-it is handed to pytrec_eval.
+Our pinned order is score descending (full double precision), ties by doc id
+ascending. trec_eval differs twice: it breaks ties by doc id *descending*, and
+it stores scores as C ``float``, so scores that differ only beyond single
+precision are ties to it. A query whose scores collide after rounding to
+float32 is therefore re-scored before it is handed to pytrec_eval.
 """
 
 from __future__ import annotations
@@ -15,6 +17,8 @@ from .errors import MetricsError
 
 Run = Mapping[str, Mapping[str, float]]
 Qrels = Mapping[str, Mapping[str, int]]
+
+_FLOAT32_EXACT = 2**24
 
 
 def _rank_key(item: tuple[str, float]) -> tuple[float, str]:
@@ -52,9 +56,9 @@ def top_k_doc_ids(scores: Mapping[str, float], k: int) -> list[str]:
 def tie_free_scores(scores: Mapping[str, float]) -> Mapping[str, float]:
     """Scores that encode our order with no ties, for trec_eval.
 
-    Returns ``scores`` itself when it has no tied scores (the common case, and
-    the cheap one); otherwise new scores ``n, n-1, ..., 1`` following
-    :func:`ranked_doc_ids`. Raises :class:`MetricsError` on NaN scores, which
+    Returns ``scores`` itself when no two scores are equal in single precision
+    (the common case, and the cheap one); otherwise new scores ``n, n-1, ...,
+    1`` following :func:`ranked_doc_ids`. Raises :class:`MetricsError` on NaN scores, which
     have no place in an order.
     """
     if len(scores) < 2:
@@ -62,11 +66,18 @@ def tie_free_scores(scores: Mapping[str, float]) -> Mapping[str, float]:
             raise MetricsError("scores must not be NaN")
         return scores
     values = _score_array(scores)
-    values.sort()  # NaN sorts last
-    if np.isnan(values[-1]):
+    if np.isnan(values).any():
         raise MetricsError("scores must not be NaN")
-    if not (values[1:] == values[:-1]).any():
+    # What trec_eval will see: huge scores overflow to inf, which is fine
+    # because equal infinities are then detected as ties too.
+    with np.errstate(over="ignore"):
+        seen = values.astype(np.float32)
+    seen.sort()
+    if not (seen[1:] == seen[:-1]).any():
         return scores
     ranked = ranked_doc_ids(scores)
     n = len(ranked)
+    if n > _FLOAT32_EXACT:
+        raise MetricsError(f"a query has {n} scored docs; at most {_FLOAT32_EXACT} are supported")
+    # Integers up to 2**24 are exact in float32, so these never collide.
     return {doc: float(n - i) for i, doc in enumerate(ranked)}

@@ -77,14 +77,10 @@ class MetricSemantics:
     def __post_init__(self) -> None:
         for name, supported in _POLICIES.items():
             if getattr(self, name) != supported:
-                raise MetricsError(
-                    f"unsupported {name} {getattr(self, name)!r}; "
-                    f"this code implements {supported!r}"
-                )
+                raise MetricsError(f"unsupported {name} {getattr(self, name)!r}; this code implements {supported!r}")
         if self.version != SEMANTICS_VERSION:
             raise MetricsError(
-                f"unsupported semantics version {self.version!r}; "
-                f"this code implements version {SEMANTICS_VERSION}"
+                f"unsupported semantics version {self.version!r}; this code implements version {SEMANTICS_VERSION}"
             )
         _cutoff(self.relevance_threshold, "relevance_threshold")
         if self.mrr_cutoff is not None:
@@ -135,6 +131,4 @@ class MetricSemantics:
         diff = self.differences(other)
         if diff:
             detail = "; ".join(f"{k}: {a!r} vs {b!r}" for k, (a, b) in diff.items())
-            raise SemanticsMismatchError(
-                f"cannot compare results computed with different semantics ({detail})"
-            )
+            raise SemanticsMismatchError(f"cannot compare results computed with different semantics ({detail})")

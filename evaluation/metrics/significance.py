@@ -38,7 +38,7 @@ NOT_SIGNIFICANT = "not significant"
 # so genuine differences are far larger than float noise).
 TIE_TOLERANCE = 1e-12
 _BLOCK_BYTES = 64 * 2**20
-_MAX_BLOCK_ROWS = 512  # small blocks keep the random matrices cache-friendly
+_MAX_BLOCK_ROWS = 256  # small blocks keep the random matrices cache-friendly
 
 
 def _poisson_table(bits: int = 16) -> np.ndarray:
@@ -138,7 +138,10 @@ def _sign_flip_counts(x: np.ndarray, resamples: int, rng: np.random.Generator) -
 
 
 def _poisson_bootstrap_means(
-    d_masked: np.ndarray, masks: np.ndarray, column_slice: np.ndarray, resamples: int,
+    d_masked: np.ndarray,
+    masks: np.ndarray,
+    column_slice: np.ndarray,
+    resamples: int,
     rng: np.random.Generator,
 ) -> np.ndarray:
     """Bootstrap means (resamples x columns); NaN where a slice drew no query."""
@@ -231,14 +234,12 @@ def paired_tests(
 
     p_rand = None
     if randomization:
-        counts = _sign_flip_counts(d_masked / n_safe[column_slice], resamples,
-                                   np.random.default_rng(seq_sign))
+        counts = _sign_flip_counts(d_masked / n_safe[column_slice], resamples, np.random.default_rng(seq_sign))
         p_rand = ((1 + counts) / (1 + resamples)).reshape(s, m)
         p_rand[empty] = np.nan
 
     diff = per_slice_mean(d)
-    boot = _poisson_bootstrap_means(d_masked, maskf, column_slice, resamples,
-                                    np.random.default_rng(seq_boot))
+    boot = _poisson_bootstrap_means(d_masked, maskf, column_slice, resamples, np.random.default_rng(seq_boot))
     valid = ~np.isnan(boot)
     observed = diff.reshape(-1)
     with np.errstate(invalid="ignore"):
@@ -293,7 +294,7 @@ def holm_adjust(p_values: np.ndarray) -> np.ndarray:
 
 
 def verdicts(diff: np.ndarray, p_adjusted: np.ndarray, alpha: float = 0.05) -> np.ndarray:
-    """"better" / "worse" / "not significant" per cell (adjusted p <= alpha)."""
+    """ "better" / "worse" / "not significant" per cell (adjusted p <= alpha)."""
     if not 0.0 < alpha < 1.0:
         raise MetricsError(f"alpha must be between 0 and 1, got {alpha}")
     diff = np.asarray(diff, dtype=np.float64)

@@ -73,7 +73,7 @@ def aggregate_slices(
         name: SliceSummary(
             name=name,
             n=int(sizes[j]),
-            means=dict(zip(metrics.metric_names, map(float, means[j]))),
+            means=dict(zip(metrics.metric_names, map(float, means[j]), strict=True)),
         )
         for j, name in enumerate(named)
     }
@@ -104,8 +104,7 @@ def hard_subset(
         scores = baseline_run.get(qid) or {}
         top = set(top_k_doc_ids(scores, k)) if scores else set()
         relevant = {d for d, g in grades.items() if g >= relevance_threshold}
-        if relevant and not relevant & top:
-            hard.add(qid)
-        elif top & set(hard_negatives.get(qid, ())):
+        missed_all = bool(relevant) and not relevant & top
+        if missed_all or top & set(hard_negatives.get(qid, ())):
             hard.add(qid)
     return hard

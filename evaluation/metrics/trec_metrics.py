@@ -55,10 +55,7 @@ class RunMetrics:
 
     def means(self) -> dict[str, float]:
         """Mean of each metric over evaluated queries (NaN when there are none)."""
-        return {
-            name: float(values.mean()) if len(values) else float("nan")
-            for name, values in self.per_query.items()
-        }
+        return {name: float(values.mean()) if len(values) else float("nan") for name, values in self.per_query.items()}
 
     def matrix(self, metric_names: Iterable[str] | None = None) -> np.ndarray:
         """Queries x metrics float64 matrix (columns in ``metric_names`` order)."""
@@ -101,9 +98,7 @@ class RunMetrics:
             raise MetricsError("per-query metrics are needed to rebuild RunMetrics")
         return cls(
             qids=tuple(data["qids"]),
-            per_query={
-                k: np.asarray(v, dtype=np.float64) for k, v in data["per_query"].items()
-            },
+            per_query={k: np.asarray(v, dtype=np.float64) for k, v in data["per_query"].items()},
             semantics=MetricSemantics.from_dict(data["semantics"]),
             excluded_qids=tuple(data.get("excluded_qids", ())),
             missing_qids=tuple(data.get("missing_qids", ())),
@@ -166,7 +161,7 @@ class _Evaluator:
         for qid, scores in run.items():
             if not isinstance(qid, str) or not all(isinstance(d, str) for d in scores):
                 raise MetricsError("query ids and doc ids must be strings") from None
-            converted[qid] = dict(zip(scores, map(float, scores.values())))
+            converted[qid] = dict(zip(scores, map(float, scores.values()), strict=True))
         return self._trec.evaluate(converted)
 
     def evaluate(self, run: Run) -> RunMetrics:
@@ -218,8 +213,6 @@ def evaluate_runs(
     return {name: evaluator.evaluate(run) for name, run in runs.items()}
 
 
-def evaluate_run(
-    run: Run, qrels: Qrels, semantics: MetricSemantics | None = None
-) -> RunMetrics:
+def evaluate_run(run: Run, qrels: Qrels, semantics: MetricSemantics | None = None) -> RunMetrics:
     """Evaluate one run; see :func:`evaluate_runs`."""
     return _Evaluator(qrels, semantics or MetricSemantics()).evaluate(run)

@@ -1,0 +1,69 @@
+# One command to run (`make run`), one to test (`make test`). Everything installs into .venv.
+SHELL := /bin/bash
+PYTHON ?= python3.11
+VENV := .venv
+PY := $(VENV)/bin/python
+PORT ?= 8000
+export HF_HUB_OFFLINE := 1
+export TRANSFORMERS_OFFLINE := 1
+# Integration tests: real PostgreSQL + Redis (local defaults; override as needed).
+TEST_DATABASE_URL ?= postgresql://postgres@127.0.0.1:5432/workbench
+TEST_BROKER_URL ?= redis://127.0.0.1:6379/15
+
+.PHONY: run install install-dev migrate demo worker web test test-fast test-integration lint format bench clean
+
+$(VENV)/.installed: requirements.txt
+	@command -v $(PYTHON) >/dev/null || { echo "Python 3.11 is required ($(PYTHON) not found)"; exit 1; }
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -r requirements.txt
+	touch $@
+
+$(VENV)/.installed-dev: $(VENV)/.installed requirements-dev.txt
+	$(PY) -m pip install -q -r requirements-dev.txt
+	touch $@
+
+install: $(VENV)/.installed
+install-dev: $(VENV)/.installed-dev
+
+migrate: install
+	$(PY) manage.py migrate --noinput -v0
+
+demo: migrate
+	$(PY) manage.py load_demo
+
+worker: install
+	$(VENV)/bin/celery -A workbench worker -Q default,cpu,gpu --concurrency 1 --loglevel INFO
+
+# Web server and one background worker; Ctrl-C stops both.
+run: demo
+	@echo ""
+	@echo "  Workbench: http://127.0.0.1:$(PORT)/   (demo logins above; Django admin at /admin/ as 'admin')"
+	@echo ""
+	@trap 'kill 0' EXIT INT TERM; \
+	$(VENV)/bin/celery -A workbench worker -Q default,cpu,gpu --concurrency 1 --loglevel WARNING & \
+	$(PY) manage.py runserver 127.0.0.1:$(PORT)
+
+# The whole suite: app and engine tests on SQLite, then integration tests on PostgreSQL + Redis + a Celery worker.
+test: install-dev
+	$(PY) manage.py makemigrations --check --dry-run -v0
+	$(PY) -m pytest -m "not integration" -q
+	DATABASE_URL=$(TEST_DATABASE_URL) CELERY_BROKER_URL=$(TEST_BROKER_URL) $(PY) -m pytest -m integration -q
+
+test-fast: install-dev
+	$(PY) -m pytest -m "not integration and not browser and not slow" -q -x
+
+lint: install-dev
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+
+format: install-dev
+	$(VENV)/bin/ruff format .
+	$(VENV)/bin/ruff check --fix .
+
+bench: install-dev
+	@for b in import_scifact embed search baselines api metrics; do \
+	  if [ -f bench/$$b.py ]; then echo "== bench/$$b.py"; $(PY) bench/$$b.py || exit 1; fi; done
+
+clean:
+	rm -rf var/ bench/.cache/

@@ -1,0 +1,130 @@
+"""Every project URL, walked with every role: outsiders get 404, members without the role 403, anonymous a login."""
+
+from __future__ import annotations
+
+import pytest
+from django.test import Client
+from django.urls import get_resolver, reverse
+
+from tests.factories import PASSWORD, make_corpus, make_project, make_user
+from workbench.models import Document, Job, Membership, Role
+from workbench.roles import ROLES_FOR, Capability
+
+pytestmark = pytest.mark.django_db
+
+# url name -> (capability, method). Every project-scoped URL must be listed (a test checks it).
+URLS: dict[str, tuple[Capability, str]] = {
+    "workbench:project": (Capability.VIEW, "get"),
+    "workbench:members": (Capability.MANAGE_MEMBERS, "get"),
+    "workbench:member_remove": (Capability.MANAGE_MEMBERS, "post"),
+    "workbench:corpus_new": (Capability.MANAGE_DATA, "get"),
+    "workbench:corpus": (Capability.VIEW, "get"),
+    "workbench:corpus_upload": (Capability.MANAGE_DATA, "post"),
+    "workbench:document": (Capability.VIEW, "get"),
+    "workbench:queries": (Capability.VIEW, "get"),
+    "workbench:queries_import": (Capability.MANAGE_DATA, "post"),
+    "workbench:qrels_import": (Capability.MANAGE_DATA, "post"),
+    "workbench:export": (Capability.MANAGE_DATA, "get"),
+    "workbench:jobs": (Capability.VIEW, "get"),
+    "workbench:job": (Capability.VIEW, "get"),
+    "workbench:job_cancel": (Capability.RUN_JOBS, "post"),
+    "workbench:job_retry": (Capability.RUN_JOBS, "post"),
+}
+
+
+def project_url_names() -> set[str]:
+    names = set()
+
+    def walk(resolver, prefix: str) -> None:  # type: ignore[no-untyped-def]
+        for p in resolver.url_patterns:
+            if hasattr(p, "url_patterns"):
+                ns = f"{prefix}{p.namespace}:" if p.namespace else prefix
+                walk(p, ns)
+            elif p.name and "<slug:slug>" in str(p.pattern):
+                names.add(prefix + p.name)
+
+    walk(get_resolver(), "")
+    return names
+
+
+def test_every_project_url_is_in_the_table() -> None:
+    assert project_url_names() <= set(URLS), project_url_names() - set(URLS)
+
+
+@pytest.fixture
+def world():  # type: ignore[no-untyped-def]
+    project = make_project(**{f"u_{r}": r for r in Role.values})
+    other = make_project(owner_other=Role.ADMIN)
+    corpus = make_corpus(project)
+    doc = Document.objects.create(corpus=corpus, external_id="d1", text="text", content_hash="x")
+    job = Job.objects.create(project=project, kind="import_corpus", title="t")
+    victim = Membership.objects.create(project=project, user=make_user("victim"), role=Role.ANNOTATOR)
+    kwargs = {
+        "corpus": {"pk": corpus.pk},
+        "corpus_upload": {"pk": corpus.pk},
+        "document": {"pk": doc.pk},
+        "job": {"pk": job.pk},
+        "job_cancel": {"pk": job.pk},
+        "job_retry": {"pk": job.pk},
+        "member_remove": {"pk": victim.pk},
+    }
+    make_user("outsider")
+    return project, other, kwargs
+
+
+def _request(client: Client, name: str, method: str, slug: str, extra: dict) -> int:
+    url = reverse(name, kwargs={"slug": slug, **extra.get(name.split(":")[1], {})})
+    return (client.post(url) if method == "post" else client.get(url)).status_code
+
+
+@pytest.mark.parametrize("name", sorted(URLS))
+def test_url_access_by_role(world, name: str) -> None:  # type: ignore[no-untyped-def]
+    project, _, extra = world
+    capability, method = URLS[name]
+    for role in Role.values:
+        client = Client()
+        client.login(username=f"u_{role}", password=PASSWORD)
+        status = _request(client, name, method, project.slug, extra)
+        if role in ROLES_FOR[capability]:
+            assert status in (200, 302), (name, role, status)
+        else:
+            assert status == 403, (name, role, status)
+    outsider = Client()
+    outsider.login(username="outsider", password=PASSWORD)
+    assert _request(outsider, name, method, project.slug, extra) == 404
+    anonymous = _request(Client(), name, method, project.slug, extra)
+    assert anonymous == 302
+
+
+def test_objects_of_another_project_are_404_even_for_its_admin(world) -> None:  # type: ignore[no-untyped-def]
+    project, other, extra = world
+    client = Client()
+    client.login(username="owner_other", password=PASSWORD)
+    # The admin of `other` asks for `project`'s document through their own project's URL: no id probing.
+    url = reverse("workbench:document", kwargs={"slug": other.slug, "pk": extra["document"]["pk"]})
+    assert client.get(url).status_code == 404
+
+
+def test_home_lists_only_own_projects(world) -> None:  # type: ignore[no-untyped-def]
+    project, other, _ = world
+    client = Client()
+    client.login(username="u_annotator", password=PASSWORD)
+    html = client.get(reverse("workbench:home")).content.decode()
+    assert project.name in html and other.name not in html
+
+
+def test_only_staff_create_projects(world) -> None:  # type: ignore[no-untyped-def]
+    client = Client()
+    client.login(username="u_admin", password=PASSWORD)
+    assert client.post(reverse("workbench:home"), {"name": "New"}).status_code == 403
+    staff = make_user("staffer", is_staff=True)
+    client.force_login(staff)
+    response = client.post(reverse("workbench:home"), {"name": "Brand new"})
+    assert response.status_code == 302 and Membership.objects.get(user=staff).role == Role.ADMIN
+
+
+def test_forms_need_csrf(world) -> None:  # type: ignore[no-untyped-def]
+    project, _, _ = world
+    client = Client(enforce_csrf_checks=True)
+    client.login(username="u_admin", password=PASSWORD)
+    assert client.post(reverse("workbench:members", kwargs={"slug": project.slug}), {}).status_code == 403
