@@ -26,7 +26,9 @@ class Judgment(models.Model):
     # Name of the qrels split an imported judgment came from (e.g. "train", "test"), so exports recreate the files.
     split = models.CharField(max_length=100, blank=True)
     annotator = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL)
-    evidence = models.JSONField(default=list, blank=True, help_text="Character spans [[start, end], ...] in the passage.")
+    evidence = models.JSONField(
+        default=list, blank=True, help_text="Character spans [[start, end], ...] in the passage."
+    )
     cant_judge = models.BooleanField(default=False)
     explanation = models.TextField(blank=True)
     seconds = models.FloatField(null=True, blank=True)

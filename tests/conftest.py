@@ -61,7 +61,7 @@ def scifact_slice(dest: Path, *, n_queries: int = 20) -> Path:
             if doc["_id"] in doc_ids or distractors < 40:
                 distractors += doc["_id"] not in doc_ids
                 docs.append(doc)
-    queries = [json.loads(ln) for ln in open(SCIFACT / "queries.jsonl", encoding="utf-8")]
+    queries = [json.loads(ln) for ln in (SCIFACT / "queries.jsonl").read_text(encoding="utf-8").splitlines()]
     from tests.factories import write_beir
 
     return write_beir(dest, docs, [q for q in queries if q["_id"] in query_ids], qrels)

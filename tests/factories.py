@@ -39,7 +39,9 @@ def write_jsonl(path: Path, rows: list[dict]) -> Path:
     return path
 
 
-def write_beir(folder: Path, docs: list[dict], queries: list[dict], qrels: dict[str, list[tuple[str, str, int]]]) -> Path:
+def write_beir(
+    folder: Path, docs: list[dict], queries: list[dict], qrels: dict[str, list[tuple[str, str, int]]]
+) -> Path:
     write_jsonl(folder / "corpus.jsonl", docs)
     write_jsonl(folder / "queries.jsonl", queries)
     (folder / "qrels").mkdir(parents=True, exist_ok=True)

@@ -42,7 +42,7 @@ def demo_project_ensure(*, folder: Path | None = None, progress: Callable[[float
             slug=DEMO_SLUG,
             defaults={
                 "name": "SciFact demo",
-                "description": "BEIR SciFact: scientific claims, abstracts and relevance judgments (test split held out).",
+                "description": "BEIR SciFact: claims, abstracts and relevance judgments; the test split is held out.",
             },
         )
         for username, role in DEMO_USERS.items():
@@ -58,5 +58,7 @@ def demo_project_ensure(*, folder: Path | None = None, progress: Callable[[float
             "and run `make demo`, or upload a corpus in the browser."
         )
     admin = User.objects.filter(username="admin").first()
-    result = beir_import(project=project, corpus=corpus, folder=folder, user=admin, progress=progress or (lambda f, m: None))
+    result = beir_import(
+        project=project, corpus=corpus, folder=folder, user=admin, progress=progress or (lambda f, m: None)
+    )
     return result["message"]

@@ -72,7 +72,8 @@ class InputFile:
             raise ImportFileError(name, "the file is empty")
         if size > settings.IMPORT_MAX_BYTES:
             raise ImportFileError(
-                name, f"the file is {size / 1e6:.1f} MB, over the import limit of {settings.IMPORT_MAX_BYTES / 1e6:.1f} MB"
+                name,
+                f"the file is {size / 1e6:.1f} MB, over the import limit of {settings.IMPORT_MAX_BYTES / 1e6:.1f} MB",
             )
         digest = hashlib.sha256()
         with open(path, "rb") as fh:
@@ -166,7 +167,9 @@ def corpus_prepare(*, corpus: Corpus, files: list[InputFile], progress: Progress
         prepared.chunks.extend(
             chunk_texts([d.text for d in batch], tokenizer, chunk_size=corpus.chunk_size, overlap=corpus.chunk_overlap)
         )
-        progress(0.05 + 0.6 * (start + len(batch)) / len(docs), f"Chunked {start + len(batch):,} of {len(docs):,} documents")
+        progress(
+            0.05 + 0.6 * (start + len(batch)) / len(docs), f"Chunked {start + len(batch):,} of {len(docs):,} documents"
+        )
     return prepared
 
 
@@ -235,7 +238,11 @@ def corpus_import(*, corpus: Corpus, files: list[InputFile], user: Any, progress
     prepared = corpus_prepare(corpus=corpus, files=files, progress=progress)
     with transaction.atomic():
         n_docs, n_passages = _corpus_write(prepared, user=user, progress=progress)
-    return {"documents": n_docs, "passages": n_passages, "message": f"Imported {n_docs:,} documents as {n_passages:,} passages."}
+    return {
+        "documents": n_docs,
+        "passages": n_passages,
+        "message": f"Imported {n_docs:,} documents as {n_passages:,} passages.",
+    }
 
 
 # --- queries -------------------------------------------------------------------------------------------------------
@@ -261,9 +268,9 @@ def queries_prepare(
     ids = [r.external_id for r in records]
     by_id = {r.external_id: r for r in records}
     for start in range(0, len(ids), 2000):
-        for pk, ext, text in Query.objects.filter(project=project, external_id__in=ids[start : start + 2000]).values_list(
-            "pk", "external_id", "text"
-        ):
+        for pk, ext, text in Query.objects.filter(
+            project=project, external_id__in=ids[start : start + 2000]
+        ).values_list("pk", "external_id", "text"):
             if text != by_id[ext].text:
                 rec = by_id[ext]
                 raise WorkbenchError(
@@ -296,7 +303,10 @@ def _tag_queries(project: Project, tag_by_query: dict[str, list[str]], held_out:
 
 def _queries_write(prepared: PreparedQueries, *, user: Any, held_out_tags: Iterable[str] = ()) -> int:
     Query.objects.bulk_create(
-        [Query(project=prepared.project, external_id=r.external_id, text=r.text, metadata=r.metadata) for r in prepared.new],
+        [
+            Query(project=prepared.project, external_id=r.external_id, text=r.text, metadata=r.metadata)
+            for r in prepared.new
+        ],
         batch_size=1000,
     )
     _tag_queries(prepared.project, prepared.tags, held_out_tags)
@@ -418,7 +428,12 @@ def _qrels_write(prepared: PreparedQrels, *, user: Any) -> int:
         )
     records = {
         f.name: ImportRecord.objects.create(
-            project=project, corpus=corpus, kind=ImportRecord.Kind.QRELS, filename=f.name[:300], sha256=f.sha256, created_by=user
+            project=project,
+            corpus=corpus,
+            kind=ImportRecord.Kind.QRELS,
+            filename=f.name[:300],
+            sha256=f.sha256,
+            created_by=user,
         )
         for f in prepared.files
     }

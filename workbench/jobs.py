@@ -188,7 +188,10 @@ def job_cancel(*, job: Job) -> Job:
     if not job.is_active:
         raise WorkbenchError(f"Job #{job.pk} is {job.status}; only queued or running jobs can be cancelled.")
     cancelled_while_queued = Job.objects.filter(pk=job.pk, status=Job.Status.QUEUED).update(
-        status=Job.Status.CANCELLED, finished_at=timezone.now(), message="Cancelled before it started.", cancel_requested=True
+        status=Job.Status.CANCELLED,
+        finished_at=timezone.now(),
+        message="Cancelled before it started.",
+        cancel_requested=True,
     )
     if not cancelled_while_queued:
         Job.objects.filter(pk=job.pk, status=Job.Status.RUNNING).update(cancel_requested=True, message="Cancelling…")
@@ -212,5 +215,6 @@ def jobs_reap_stale(*, now: Any = None) -> int:
     return Job.objects.filter(status=Job.Status.RUNNING, heartbeat_at__lt=cutoff).update(
         status=Job.Status.FAILED,
         finished_at=now,
-        message="The worker stopped responding (it crashed or was killed). Nothing half-written was kept; retry the job.",
+        message="The worker stopped responding (it crashed or was killed). Nothing half-written was kept; "
+        "retry the job.",
     )

@@ -99,7 +99,9 @@ def _check_unique(records: list, name: str, kind: str) -> None:
     for rec in records:
         if rec.external_id in first_line:
             raise ImportFileError(
-                name, f"duplicate {kind} id {rec.external_id!r} (first seen on line {first_line[rec.external_id]})", rec.line
+                name,
+                f"duplicate {kind} id {rec.external_id!r} (first seen on line {first_line[rec.external_id]})",
+                rec.line,
             )
         first_line[rec.external_id] = rec.line
 
@@ -204,7 +206,9 @@ def parse_corpus_single(path: Path, name: str) -> list[DocRecord]:
 def parse_corpus_file(path: Path, name: str, *, text_field: str = "text") -> list[DocRecord]:
     suffix = Path(name).suffix.lower()
     if suffix not in CORPUS_SUFFIXES:
-        raise ImportFileError(name, f"unsupported file type {suffix or '(none)'}; use {', '.join(sorted(CORPUS_SUFFIXES))}")
+        raise ImportFileError(
+            name, f"unsupported file type {suffix or '(none)'}; use {', '.join(sorted(CORPUS_SUFFIXES))}"
+        )
     if suffix == ".jsonl":
         return parse_corpus_jsonl(path, name, text_field=text_field)
     return parse_corpus_single(path, name)
@@ -226,7 +230,9 @@ def parse_queries_file(path: Path, name: str) -> list[QueryRecord]:
     (``id<TAB>text`` or just the text, numbered by line)."""
     suffix = Path(name).suffix.lower()
     if suffix not in QUERY_SUFFIXES:
-        raise ImportFileError(name, f"unsupported file type {suffix or '(none)'}; use {', '.join(sorted(QUERY_SUFFIXES))}")
+        raise ImportFileError(
+            name, f"unsupported file type {suffix or '(none)'}; use {', '.join(sorted(QUERY_SUFFIXES))}"
+        )
     records: list[QueryRecord] = []
     if suffix == ".jsonl":
         for number, obj in _json_lines(path, name):
@@ -300,7 +306,9 @@ def parse_qrels_file(path: Path, name: str) -> list[QrelRecord]:
             raise ImportFileError(name, f"grade {grade} is outside 0–3", number)
         key = (qid, did)
         if key in seen:
-            raise ImportFileError(name, f"duplicate judgment for query {qid} and document {did} (line {seen[key]})", number)
+            raise ImportFileError(
+                name, f"duplicate judgment for query {qid} and document {did} (line {seen[key]})", number
+            )
         seen[key] = number
         records.append(QrelRecord(qid, did, grade, number))
     if not records:

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from enum import Enum
+from enum import StrEnum
 
 from workbench.models import Role
 
 
-class Capability(str, Enum):
+class Capability(StrEnum):
     VIEW = "view"  # browse the project's corpus, queries, jobs, results
     MANAGE_DATA = "manage_data"  # import, export, create corpora
     MANAGE_MEMBERS = "manage_members"

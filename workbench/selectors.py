@@ -37,9 +37,7 @@ def members(project: Project) -> QuerySet[Membership]:
     return project.memberships.select_related("user").order_by("user__username")
 
 
-def documents_search(
-    corpus: Corpus, *, text: str = "", tenant: str = "", doc_type: str = ""
-) -> QuerySet[Document]:
+def documents_search(corpus: Corpus, *, text: str = "", tenant: str = "", doc_type: str = "") -> QuerySet[Document]:
     """Documents matching a full-text query (PostgreSQL ranking when available, substring match otherwise)."""
     qs = corpus.documents.all()
     if tenant:
@@ -52,7 +50,9 @@ def documents_search(
     if connection.vendor == "postgresql":
         from django.contrib.postgres.search import SearchQuery, SearchRank, SearchVector
 
-        vector = SearchVector("title", weight="A", config="english") + SearchVector("text", weight="B", config="english")
+        vector = SearchVector("title", weight="A", config="english") + SearchVector(
+            "text", weight="B", config="english"
+        )
         query = SearchQuery(text, search_type="websearch", config="english")
         return qs.annotate(rank=SearchRank(vector, query)).filter(rank__gt=0).order_by("-rank", "id")
     terms = text.split()
@@ -63,9 +63,7 @@ def documents_search(
 
 
 def facet_values(corpus: Corpus, field: str) -> list[str]:
-    return list(
-        corpus.documents.exclude(**{field: ""}).order_by(field).values_list(field, flat=True).distinct()[:200]
-    )
+    return list(corpus.documents.exclude(**{field: ""}).order_by(field).values_list(field, flat=True).distinct()[:200])
 
 
 def queries_list(project: Project, *, tag: str = "", text: str = "") -> QuerySet[Query]:

@@ -51,9 +51,9 @@ def membership_set(*, project: Project, username: str, role: str, by: Any) -> Me
 
 
 def _keep_one_admin(project: Project, membership: Membership, new_role: str | None) -> None:
-    if membership.role == Role.ADMIN and new_role != Role.ADMIN:
-        if not Membership.objects.filter(project=project, role=Role.ADMIN).exclude(pk=membership.pk).exists():
-            raise WorkbenchError("A project needs at least one admin; make someone else admin first.")
+    others = Membership.objects.filter(project=project, role=Role.ADMIN).exclude(pk=membership.pk)
+    if membership.role == Role.ADMIN and new_role != Role.ADMIN and not others.exists():
+        raise WorkbenchError("A project needs at least one admin; make someone else admin first.")
 
 
 def membership_remove(*, membership: Membership) -> None:
@@ -129,7 +129,11 @@ def import_job_start(
     try:
         with transaction.atomic():
             return job_create(
-                project=project, kind=f"import_{kind}", title=f"Import {kind}{target}: {names}"[:300], params=params, user=user
+                project=project,
+                kind=f"import_{kind}",
+                title=f"Import {kind}{target}: {names}"[:300],
+                params=params,
+                user=user,
             )
     except Exception:
         shutil.rmtree(staging, ignore_errors=True)

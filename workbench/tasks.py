@@ -54,6 +54,10 @@ def import_qrels(job: Job, report: JobReporter) -> dict:
     return _with_staging_cleanup(
         job,
         lambda: imports.qrels_import(
-            project=job.project, corpus=corpus, files=_inputs(job), user=job.created_by, split=job.params.get("split") or None
+            project=job.project,
+            corpus=corpus,
+            files=_inputs(job),
+            user=job.created_by,
+            split=job.params.get("split") or None,
         ),
     )

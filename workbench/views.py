@@ -1,4 +1,4 @@
-"""Core pages: projects, members, corpora and documents, queries, imports, exports and jobs. Thin: parse, check, call."""
+"""Core pages: projects, members, corpora, documents, queries, imports, exports and jobs. Thin: parse, check, call."""
 
 from __future__ import annotations
 
@@ -218,7 +218,7 @@ def export(request: HttpRequest, project: Project) -> HttpResponse:
     corpus_id, fmt = request.GET.get("corpus"), request.GET.get("format")
     if corpus_id and fmt in {"beir", "trec"}:
         corpus = get_object_or_404(Corpus, pk=corpus_id, project=project)
-        tmp = tempfile.TemporaryFile()
+        tmp = tempfile.TemporaryFile()  # noqa: SIM115 - FileResponse closes it after streaming
         export_zip(corpus=corpus, fmt=fmt, fh=tmp)
         tmp.seek(0)
         filename = f"{project.slug}-{corpus.name}-{fmt}.zip".replace(" ", "_")

@@ -75,9 +75,15 @@ def tie_free_scores(scores: Mapping[str, float]) -> Mapping[str, float]:
     seen.sort()
     if not (seen[1:] == seen[:-1]).any():
         return scores
-    ranked = ranked_doc_ids(scores)
-    n = len(ranked)
+    n = len(scores)
     if n > _FLOAT32_EXACT:
         raise MetricsError(f"a query has {n} scored docs; at most {_FLOAT32_EXACT} are supported")
+    # Same order as ranked_doc_ids, faster: doc ids ascending, then a stable
+    # sort by score descending keeps that order among equal scores.
+    docs = sorted(scores)
+    in_doc_order = np.fromiter(map(scores.__getitem__, docs), dtype=np.float64, count=n)
+    order = np.argsort(-in_doc_order, kind="stable")
+    position = np.empty(n, dtype=np.int64)
+    position[order] = np.arange(n)
     # Integers up to 2**24 are exact in float32, so these never collide.
-    return {doc: float(n - i) for i, doc in enumerate(ranked)}
+    return dict(zip(docs, (n - position).astype(np.float64).tolist(), strict=True))

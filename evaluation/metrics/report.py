@@ -118,6 +118,13 @@ class EvaluationReport:
         }
 
 
+def _check_options(test: str, alpha: float) -> None:
+    if test not in ("randomization", "bootstrap"):
+        raise MetricsError(f"unknown test {test!r}: use randomization or bootstrap")
+    if not 0.0 < alpha < 1.0:
+        raise MetricsError(f"alpha must be between 0 and 1, got {alpha}")
+
+
 def _check_pair(baseline: RunMetrics, candidate: RunMetrics) -> None:
     baseline.semantics.require_same(candidate.semantics)
     if baseline.qids != candidate.qids:
@@ -138,8 +145,6 @@ def _run_tests(
     classic_tests: bool,
 ) -> PairedTests:
     _check_pair(baseline, candidate)
-    if test not in ("randomization", "bootstrap"):
-        raise MetricsError(f"unknown test {test!r}: use randomization or bootstrap")
     return paired_tests(
         baseline.matrix(),
         candidate.matrix(baseline.metric_names),
@@ -226,6 +231,7 @@ def compare_metrics(
     Raises :class:`SemanticsMismatchError` when the semantics differ. Holm's
     family is every non-empty (metric, slice) cell, slice "all" included.
     """
+    _check_options(test, alpha)
     named = with_all_slice(slices, baseline.qids)
     tests = _run_tests(
         baseline,
@@ -279,6 +285,7 @@ def evaluate_and_compare(
     baseline = next(iter(runs)) if baseline is None else baseline
     if baseline not in runs:
         raise MetricsError(f"baseline {baseline!r} is not one of the runs")
+    _check_options(test, alpha)
     if holm_scope not in ("comparison", "all"):
         raise MetricsError(f"unknown holm_scope {holm_scope!r}: use comparison or all")
     semantics = semantics or MetricSemantics()

@@ -220,8 +220,11 @@ def paired_tests(
     empty = np.broadcast_to((n == 0)[:, None], (s, m))
 
     def per_slice_mean(values: np.ndarray) -> np.ndarray:
-        out = (maskf.T @ values) / n_safe[:, None]
-        out[empty] = np.nan
+        # Column-wise 1-D means: the same numbers the slice summaries show.
+        out = np.full((s, m), np.nan)
+        for j in np.flatnonzero(n):
+            rows = values[masks[:, j]]
+            out[j] = [rows[:, i].mean() for i in range(m)]
         return out
 
     def per_slice_count(flags: np.ndarray) -> np.ndarray:

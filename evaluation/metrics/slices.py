@@ -65,18 +65,14 @@ def aggregate_slices(
     """
     named = with_all_slice(slices, metrics.qids) if include_all else dict(slices or {})
     masks = slice_masks(metrics.qids, named)
-    values = metrics.matrix()
-    sizes = masks.sum(axis=0)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        means = (masks.T.astype(np.float64) @ values) / sizes[:, None]
-    return {
-        name: SliceSummary(
-            name=name,
-            n=int(sizes[j]),
-            means=dict(zip(metrics.metric_names, map(float, means[j]), strict=True)),
-        )
-        for j, name in enumerate(named)
-    }
+    summaries = {}
+    for j, name in enumerate(named):
+        mask = masks[:, j]
+        n = int(mask.sum())
+        # 1-D means, so that slice "all" equals RunMetrics.means() exactly.
+        means = {m: float(v[mask].mean()) if n else float("nan") for m, v in metrics.per_query.items()}
+        summaries[name] = SliceSummary(name=name, n=n, means=means)
+    return summaries
 
 
 def hard_subset(

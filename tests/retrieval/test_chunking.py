@@ -48,9 +48,10 @@ def test_whitespace_only_document_has_no_chunks(tokenizer) -> None:
 
 
 def test_content_hash_is_stable_and_distinguishes_text(tokenizer) -> None:
-    [a], [b] = chunk_texts(["alpha beta"], tokenizer, chunk_size=64, overlap=0)[0], chunk_texts(
-        ["alpha gamma"], tokenizer, chunk_size=64, overlap=0
-    )[0]
+    [a], [b] = (
+        chunk_texts(["alpha beta"], tokenizer, chunk_size=64, overlap=0)[0],
+        chunk_texts(["alpha gamma"], tokenizer, chunk_size=64, overlap=0)[0],
+    )
     assert a.content_hash != b.content_hash and len(a.content_hash) == 64
 
 

@@ -97,7 +97,7 @@ def test_url_access_by_role(world, name: str) -> None:  # type: ignore[no-untype
 
 
 def test_objects_of_another_project_are_404_even_for_its_admin(world) -> None:  # type: ignore[no-untyped-def]
-    project, other, extra = world
+    _, other, extra = world
     client = Client()
     client.login(username="owner_other", password=PASSWORD)
     # The admin of `other` asks for `project`'s document through their own project's URL: no id probing.

@@ -16,7 +16,12 @@ pytestmark = pytest.mark.django_db
 
 DOCS = [
     {"_id": "d1", "title": "Aspirin", "text": "Aspirin reduces fever in adults.", "metadata": {"tenant": "acme"}},
-    {"_id": "d2", "title": "Statins", "text": "Statins lower LDL cholesterol.", "metadata": {"doc_type": "review", "date": "2020-05-01"}},
+    {
+        "_id": "d2",
+        "title": "Statins",
+        "text": "Statins lower LDL cholesterol.",
+        "metadata": {"doc_type": "review", "date": "2020-05-01"},
+    },
 ]
 
 
@@ -83,7 +88,7 @@ def test_wrong_encoding_is_reported_with_line(tmp_path: Path) -> None:
 
 def test_empty_and_oversize_files_are_refused(tmp_path: Path, settings) -> None:  # type: ignore[no-untyped-def]
     (tmp_path / "empty.jsonl").write_bytes(b"")
-    with pytest.raises(WorkbenchError, match="empty.jsonl: the file is empty"):
+    with pytest.raises(WorkbenchError, match=r"empty.jsonl: the file is empty"):
         InputFile.checked(tmp_path / "empty.jsonl")
     settings.IMPORT_MAX_BYTES = 10
     (tmp_path / "big.jsonl").write_text('{"_id": "a", "text": "more than ten bytes"}\n')
@@ -132,7 +137,9 @@ def test_qrels_unknown_ids_bad_grades_and_conflicts(tmp_path: Path) -> None:
     project = make_project()
     corpus = make_corpus(project)
     corpus_import(corpus=corpus, files=_f(write_jsonl(tmp_path / "c.jsonl", DOCS)), user=None)
-    queries_import(project=project, files=_f(write_jsonl(tmp_path / "q.jsonl", [{"_id": "q1", "text": "t"}])), user=None)
+    queries_import(
+        project=project, files=_f(write_jsonl(tmp_path / "q.jsonl", [{"_id": "q1", "text": "t"}])), user=None
+    )
     (tmp_path / "bad.tsv").write_text("query-id\tcorpus-id\tscore\nq1\td1\t1\nq9\td1\t1\n")
     with pytest.raises(WorkbenchError, match=r"bad.tsv, line 3: unknown query id 'q9'"):
         qrels_import(project=project, corpus=corpus, files=_f(tmp_path / "bad.tsv"), user=None)
@@ -140,7 +147,7 @@ def test_qrels_unknown_ids_bad_grades_and_conflicts(tmp_path: Path) -> None:
     with pytest.raises(WorkbenchError, match=r"line 1: unknown document id 'dX'"):
         qrels_import(project=project, corpus=corpus, files=_f(tmp_path / "bad2.tsv"), user=None)
     (tmp_path / "bad3.tsv").write_text("q1\td1\t7\n")
-    with pytest.raises(WorkbenchError, match="grade 7 is outside 0–3"):
+    with pytest.raises(WorkbenchError, match=r"grade 7 is outside 0–3"):
         qrels_import(project=project, corpus=corpus, files=_f(tmp_path / "bad3.tsv"), user=None)
     assert not Judgment.objects.exists()
     (tmp_path / "test.qrels").write_text("q1 0 d1 2\nq1 0 d2 0\n")
@@ -156,7 +163,9 @@ def test_qrels_unknown_ids_bad_grades_and_conflicts(tmp_path: Path) -> None:
 def test_beir_folder_is_one_transaction(tmp_path: Path) -> None:
     project = make_project()
     corpus = make_corpus(project)
-    folder = write_beir(tmp_path / "beir", DOCS, [{"_id": "q1", "text": "t"}], {"test": [("q1", "d1", 1), ("q1", "nope", 1)]})
+    folder = write_beir(
+        tmp_path / "beir", DOCS, [{"_id": "q1", "text": "t"}], {"test": [("q1", "d1", 1), ("q1", "nope", 1)]}
+    )
     with pytest.raises(WorkbenchError, match=r"qrels/test.tsv, line 3: unknown document id 'nope'"):
         beir_import(project=project, corpus=corpus, folder=folder, user=None)
     assert not Document.objects.exists() and not Query.objects.exists() and not Judgment.objects.exists()

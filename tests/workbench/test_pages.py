@@ -34,10 +34,15 @@ def test_empty_project_shows_first_step(lead_client) -> None:  # type: ignore[no
     assert "First step: upload a corpus" in html
 
 
-def test_create_corpus_by_uploading_several_files(lead_client, eager_celery, django_capture_on_commit_callbacks) -> None:  # type: ignore[no-untyped-def]
+def test_create_corpus_by_uploading_several_files(
+    lead_client, eager_celery, django_capture_on_commit_callbacks
+) -> None:  # type: ignore[no-untyped-def]
     client, project = lead_client
     files = [
-        _jsonl("corpus.jsonl", [{"_id": "d1", "title": "T", "text": "Aspirin <b>reduces</b> fever.", "metadata": {"tenant": "acme"}}]),
+        _jsonl(
+            "corpus.jsonl",
+            [{"_id": "d1", "title": "T", "text": "Aspirin <b>reduces</b> fever.", "metadata": {"tenant": "acme"}}],
+        ),
         SimpleUploadedFile("notes.md", b"# Notes\n\nStatins lower LDL."),
     ]
     with django_capture_on_commit_callbacks(execute=True):
@@ -75,7 +80,9 @@ def test_failed_import_job_shows_file_and_line(lead_client, eager_celery, django
     corpus = make_corpus(project)
     bad = SimpleUploadedFile("bad.jsonl", b'{"_id": "a", "text": "fine"}\nnot json\n')
     with django_capture_on_commit_callbacks(execute=True):
-        client.post(reverse("workbench:corpus_upload", kwargs={"slug": project.slug, "pk": corpus.pk}), {"files": [bad]})
+        client.post(
+            reverse("workbench:corpus_upload", kwargs={"slug": project.slug, "pk": corpus.pk}), {"files": [bad]}
+        )
     job = Job.objects.get()
     assert job.status == "failed" and "bad.jsonl, line 2: malformed JSON" in job.message
     assert not Document.objects.exists()
@@ -106,7 +113,9 @@ def test_import_queries_and_qrels_then_export(lead_client, eager_celery, django_
     assert Judgment.objects.filter(split="test").count() == 2
     html = client.get(reverse("workbench:queries", kwargs={"slug": project.slug}), {"tag": "test"}).content.decode()
     assert "first" in html and "held out" in html
-    response = client.get(reverse("workbench:export", kwargs={"slug": project.slug}), {"corpus": corpus.pk, "format": "beir"})
+    response = client.get(
+        reverse("workbench:export", kwargs={"slug": project.slug}), {"corpus": corpus.pk, "format": "beir"}
+    )
     archive = zipfile.ZipFile(io.BytesIO(b"".join(response.streaming_content)))
     assert sorted(archive.namelist()) == ["corpus.jsonl", "qrels/test.tsv", "queries.jsonl"]
     assert archive.read("qrels/test.tsv").decode().splitlines()[1:] == ["q1\td1\t2", "q2\td2\t1"]

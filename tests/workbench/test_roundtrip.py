@@ -19,9 +19,13 @@ pytestmark = pytest.mark.django_db
 
 def snapshot(project: Project, corpus: Corpus) -> dict:
     return {
-        "docs": sorted(corpus.documents.values_list("external_id", "title", "text", "metadata", "tenant", "doc_type", "date")),
+        "docs": sorted(
+            corpus.documents.values_list("external_id", "title", "text", "metadata", "tenant", "doc_type", "date")
+        ),
         "passages": sorted(
-            corpus.passages.values_list("document__external_id", "ordinal", "text", "char_start", "char_end", "content_hash")
+            corpus.passages.values_list(
+                "document__external_id", "ordinal", "text", "char_start", "char_end", "content_hash"
+            )
         ),
         "queries": sorted(project.queries.values_list("external_id", "text", "metadata")),
         "tags": sorted(project.queries.values_list("external_id", "tags__name", "tags__held_out")),

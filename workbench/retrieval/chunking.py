@@ -67,11 +67,13 @@ def validate_params(chunk_size: int, overlap: int) -> None:
     if chunk_size < 8:
         raise ChunkingError(f"chunk size must be at least 8 tokens (got {chunk_size})")
     if overlap < 0 or overlap >= chunk_size:
-        raise ChunkingError(f"overlap must be between 0 and chunk size - 1 (got {overlap} with chunk size {chunk_size})")
+        raise ChunkingError(
+            f"overlap must be between 0 and chunk size - 1 (got {overlap} with chunk size {chunk_size})"
+        )
 
 
 def chunk_offsets(offsets: list[tuple[int, int]], chunk_size: int, overlap: int) -> list[tuple[int, int]]:
-    """Token windows ``[start, end)`` of at most ``chunk_size`` tokens, consecutive windows sharing exactly ``overlap``."""
+    """Token windows `[start, end)` of at most `chunk_size` tokens; consecutive windows share exactly `overlap`."""
     n = len(offsets)
     if n == 0:
         return []

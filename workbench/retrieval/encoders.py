@@ -6,6 +6,7 @@ path and device, so a web worker or a Celery worker loads each model once.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import threading
@@ -145,6 +146,31 @@ def clear_model_cache() -> None:
         _cache.clear()
 
 
+def model_fingerprint(path: str | os.PathLike[str]) -> str:
+    """sha256 over every file of a model directory (relative name and content), cached per process.
+
+    Paths can be moved or reused; the fingerprint says exactly which weights and tokenizer produced an index.
+    """
+    p = validate_model_dir(path)
+    files = sorted(f for f in p.rglob("*") if f.is_file())
+    stamp = tuple((str(f.relative_to(p)), f.stat().st_size, f.stat().st_mtime_ns) for f in files)
+    key = ("fingerprint", str(p), str(hash(stamp)))
+    with _cache_lock:
+        cached = _cache.get(key)
+    if cached is not None:
+        return cached
+    digest = hashlib.sha256()
+    for f in files:
+        digest.update(str(f.relative_to(p)).encode("utf-8") + b"\0")
+        with open(f, "rb") as fh:
+            for block in iter(lambda: fh.read(1 << 20), b""):
+                digest.update(block)
+    fingerprint = digest.hexdigest()
+    with _cache_lock:
+        _cache[key] = fingerprint
+    return fingerprint
+
+
 def embedding_dimension(model: SentenceTransformer) -> int:
     """Dimension of the vectors the model produces."""
     dim = model.get_embedding_dimension()
@@ -160,7 +186,9 @@ def max_seq_length(model: SentenceTransformer) -> int:
 
 def describe_encoder(model: SentenceTransformer, path: str | os.PathLike[str]) -> EncoderInfo:
     """Path, dimension and max sequence length of a loaded encoder."""
-    return EncoderInfo(path=str(Path(path).resolve()), dimension=embedding_dimension(model), max_seq_length=max_seq_length(model))
+    return EncoderInfo(
+        path=str(Path(path).resolve()), dimension=embedding_dimension(model), max_seq_length=max_seq_length(model)
+    )
 
 
 def _prompt(model: SentenceTransformer, name: str) -> str | None:

@@ -9,7 +9,9 @@ from workbench.management.commands._base import ProjectCommand
 
 
 class Command(ProjectCommand):
-    help = "Export a project's queries as TREC topics (id<TAB>text) and its judgments as TREC qrels, one file per split."
+    help = (
+        "Export a project's queries as TREC topics (id<TAB>text) and its judgments as TREC qrels, one file per split."
+    )
 
     def add_arguments(self, parser: CommandParser) -> None:
         super().add_arguments(parser)

@@ -34,7 +34,11 @@ class Command(ProjectCommand):
                 )
                 with progress_bar("import") as report:
                     result = beir_import(
-                        project=project, corpus=corpus, folder=options["folder"], user=self.user(options), progress=report
+                        project=project,
+                        corpus=corpus,
+                        folder=options["folder"],
+                        user=self.user(options),
+                        progress=report,
                     )
         except WorkbenchError as exc:
             raise CommandError(f"{exc}\nNothing was imported.") from None

@@ -35,7 +35,12 @@ class Command(ProjectCommand):
                 elif kind == "queries":
                     tags = [t for t in options["tags"].split(",") if t.strip()]
                     result = imports.queries_import(
-                        project=project, files=files, user=user, tags=tags, held_out=options["held_out"], progress=report
+                        project=project,
+                        files=files,
+                        user=user,
+                        tags=tags,
+                        held_out=options["held_out"],
+                        progress=report,
                     )
                 else:
                     if not options["corpus"]:

@@ -23,4 +23,5 @@ class Command(BaseCommand):
         except WorkbenchError as exc:
             raise CommandError(str(exc)) from None
         self.stdout.write(message)
-        self.stdout.write("Demo logins (password: %s): %s" % (demo_password(), ", ".join(f"{u} ({r})" for u, r in users.items())))
+        logins = ", ".join(f"{u} ({r})" for u, r in users.items())
+        self.stdout.write(f"Demo logins (password: {demo_password()}): {logins}")

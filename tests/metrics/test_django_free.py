@@ -1,0 +1,27 @@
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+
+# Import every module and exercise the lazy imports (scipy) too.
+SCRIPT = """
+import sys
+import evaluation.metrics as m
+from evaluation.metrics import errors, ranking, report, semantics, significance, slices, trec_files, trec_metrics
+r = m.evaluate_and_compare({"a": {"q": {"d": 1.0}}, "b": {"q": {"d": 0.5, "e": 1.0}}}, {"q": {"d": 1}}, resamples=20)
+assert r.comparisons["b"].cells
+leaked = sorted(name for name in sys.modules if name == "django" or name.startswith("django."))
+assert not leaked, leaked
+print("ok")
+"""
+
+
+def test_metrics_package_never_imports_django():
+    result = subprocess.run(
+        [sys.executable, "-c", SCRIPT], cwd=REPO_ROOT, capture_output=True, text=True, timeout=120, check=False
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "ok"
