@@ -62,3 +62,39 @@ class QrelsImportForm(forms.Form):
     def __init__(self, *args, project: Project, **kwargs) -> None:  # type: ignore[no-untyped-def]
         super().__init__(*args, **kwargs)
         self.fields["corpus"].queryset = project.corpora.all()
+
+
+class ModelRegisterForm(forms.Form):
+    path = forms.CharField(max_length=1000, help_text="A sentence-transformers or cross-encoder directory on this server")
+    name = forms.CharField(max_length=200, required=False)
+
+
+class IndexBuildForm(forms.Form):
+    corpus = forms.ModelChoiceField(queryset=Corpus.objects.none())
+    encoder = forms.ModelChoiceField(queryset=None)  # type: ignore[arg-type]
+    index_type = forms.ChoiceField(
+        choices=[("auto", "Automatic (by corpus size)"), ("flat", "Flat (exact)"), ("hnsw", "HNSW"), ("ivfpq", "IVF-PQ")]
+    )
+    hnsw_m = forms.IntegerField(required=False, min_value=2, max_value=256, label="HNSW M", initial=32)
+    ef_construction = forms.IntegerField(required=False, min_value=2, label="HNSW efConstruction", initial=80)
+    ef_search = forms.IntegerField(required=False, min_value=1, label="HNSW efSearch", initial=96)
+    nlist = forms.IntegerField(required=False, min_value=1, label="IVF nlist", initial=1024)
+    pq_m = forms.IntegerField(required=False, min_value=1, label="PQ m (bytes per vector)", initial=48)
+    nprobe = forms.IntegerField(required=False, min_value=1, label="IVF nprobe", initial=32)
+
+    TYPE_FIELDS = {"hnsw": ("hnsw_m", "ef_construction", "ef_search"), "ivfpq": ("nlist", "pq_m", "nprobe")}
+
+    def __init__(self, *args, project: Project, **kwargs) -> None:  # type: ignore[no-untyped-def]
+        from workbench.models import ModelVersion
+
+        super().__init__(*args, **kwargs)
+        self.fields["corpus"].queryset = project.corpora.all()
+        self.fields["encoder"].queryset = ModelVersion.objects.filter(project=project, kind=ModelVersion.Kind.BI_ENCODER)
+
+    def index_params(self) -> dict[str, int]:
+        names = self.TYPE_FIELDS.get(self.cleaned_data["index_type"], ())
+        return {n: self.cleaned_data[n] for n in names if self.cleaned_data.get(n) is not None}
+
+
+class ApiTokenForm(forms.Form):
+    name = forms.CharField(max_length=100, initial="my token")

@@ -207,3 +207,104 @@ class Job(models.Model):
 
         end = self.finished_at or timezone.now()
         return (end - self.started_at).total_seconds()
+
+
+class ModelVersion(models.Model):
+    """A model on disk the project can use: the base encoder, a registered directory, or a trained one."""
+
+    class Kind(models.TextChoices):
+        BI_ENCODER = "bi_encoder", "Bi-encoder"
+        CROSS_ENCODER = "cross_encoder", "Cross-encoder (reranker)"
+        LORA_ADAPTER = "lora_adapter", "LoRA adapter"
+
+    class Source(models.TextChoices):
+        BUILTIN = "builtin", "Built in"
+        REGISTERED = "registered", "Registered by path"
+        TRAINED = "trained", "Trained here"
+
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="model_versions")
+    name = models.CharField(max_length=200)
+    kind = models.CharField(max_length=20, choices=Kind.choices)
+    source = models.CharField(max_length=12, choices=Source.choices)
+    path = models.CharField(max_length=1000)
+    base = models.ForeignKey("self", null=True, blank=True, on_delete=models.PROTECT, related_name="derived")
+    fingerprint = models.CharField(max_length=64, blank=True, help_text="Hash of the weights and config files.")
+    dimension = models.PositiveIntegerField(null=True, blank=True)
+    max_seq_length = models.PositiveIntegerField(null=True, blank=True)
+    # A cross-encoder whose head was never trained must not be offered to users as a reranker.
+    usable_for_search = models.BooleanField(default=True)
+    manifest = models.JSONField(default=dict, blank=True)
+    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["project", "name"], name="unique_model_name")]
+        ordering = ["kind", "name"]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class IndexVersion(models.Model):
+    """A complete, immutable index build (FAISS + BM25) of one corpus version with one encoder.
+
+    Rows exist only for finished builds: a build that fails or is cancelled leaves no row and no directory.
+    """
+
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="index_versions")
+    corpus = models.ForeignKey(Corpus, on_delete=models.PROTECT, related_name="index_versions")
+    corpus_version = models.PositiveIntegerField()
+    encoder = models.ForeignKey(ModelVersion, on_delete=models.PROTECT, related_name="index_versions")
+    number = models.PositiveIntegerField(help_text="Version number within the corpus.")
+    index_type = models.CharField(max_length=10)
+    params = models.JSONField(default=dict)
+    path = models.CharField(max_length=1000)
+    passage_count = models.PositiveIntegerField()
+    build_seconds = models.FloatField()
+    embed_rate = models.FloatField(null=True, blank=True, help_text="Passages embedded per second.")
+    manifest = models.JSONField(default=dict)
+    job = models.ForeignKey(Job, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["corpus", "number"], name="unique_index_number")]
+        ordering = ["-created_at"]
+
+    def __str__(self) -> str:
+        return f"{self.corpus.name} v{self.number} ({self.index_type}, {self.encoder.name})"
+
+    @property
+    def is_stale(self) -> bool:
+        return self.corpus_version != self.corpus.version
+
+
+class SearchLog(models.Model):
+    """Per-stage latency of one search, for the latency page (p50/p95/p99 per stage and index version)."""
+
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="+")
+    index = models.ForeignKey(IndexVersion, on_delete=models.CASCADE, related_name="searches")
+    mode = models.CharField(max_length=10)
+    reranked = models.BooleanField(default=False)
+    via = models.CharField(max_length=10, default="ui")  # ui | api | eval
+    timings_ms = models.JSONField(default=dict)
+    total_ms = models.FloatField()
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+")
+    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+
+
+class ApiToken(models.Model):
+    """A personal API token; only its SHA-256 is stored."""
+
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="api_tokens")
+    name = models.CharField(max_length=100)
+    key_hash = models.CharField(max_length=64, unique=True)
+    prefix = models.CharField(max_length=8)
+    created_at = models.DateTimeField(auto_now_add=True)
+    last_used_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at"]

@@ -78,3 +78,36 @@ def queries_list(project: Project, *, tag: str = "", text: str = "") -> QuerySet
 def jobs_for_project(project: Project, *, status: str = "") -> QuerySet[Job]:
     qs = Job.objects.filter(project=project).select_related("created_by")
     return qs.filter(status=status) if status else qs
+
+
+LATENCY_WINDOWS = {"1h": 1, "24h": 24, "7d": 24 * 7, "30d": 24 * 30}
+LATENCY_STAGES = ("embed", "dense", "bm25", "fuse", "rerank", "total")
+
+
+def latency_stats(project: Project, *, window: str = "24h", limit: int = 50_000) -> list[dict]:
+    """p50/p95/p99 per stage and index version over a time window (stages that did not run are left out)."""
+    import numpy as np
+    from django.utils import timezone
+
+    from workbench.models import IndexVersion, SearchLog
+
+    since = timezone.now() - timezone.timedelta(hours=LATENCY_WINDOWS.get(window, 24))
+    logs = (
+        SearchLog.objects.filter(project=project, created_at__gte=since)
+        .order_by("-created_at")
+        .values_list("index_id", "timings_ms")[:limit]
+    )
+    by_index: dict[int, list[dict]] = {}
+    for index_id, timings in logs:
+        by_index.setdefault(index_id, []).append(timings)
+    names = {i.pk: str(i) for i in IndexVersion.objects.filter(pk__in=by_index).select_related("corpus", "encoder")}
+    rows = []
+    for index_id, timings in sorted(by_index.items()):
+        stages = []
+        for stage in LATENCY_STAGES:
+            values = np.array([t.get(stage, 0.0) for t in timings if t.get(stage, 0.0) > 0.0])
+            if values.size:
+                p50, p95, p99 = np.percentile(values, [50, 95, 99])
+                stages.append({"stage": stage, "n": int(values.size), "p50": p50, "p95": p95, "p99": p99})
+        rows.append({"index_id": index_id, "index": names.get(index_id, f"#{index_id}"), "n": len(timings), "stages": stages})
+    return rows

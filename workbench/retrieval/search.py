@@ -1,0 +1,287 @@
+"""Query-time search over an index directory: dense, BM25 or hybrid (RRF), optionally reranked and filtered.
+
+``load_index`` loads an index directory once per process (FAISS memory-mapped, BM25, ids, stored texts and the
+encoder) and caches it; ``LoadedIndex.search`` returns ranked hits with every stage's score and per-stage timings.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from workbench.retrieval.artifacts import read_manifest
+from workbench.retrieval.bm25 import BM25Index, load_bm25
+from workbench.retrieval.encoders import embedding_dimension, encode_query, load_encoder, model_fingerprint
+from workbench.retrieval.errors import QueryTooLongError, RetrievalError
+from workbench.retrieval.faiss_index import DenseIndex, load_dense_index
+from workbench.retrieval.fusion import DEFAULT_RRF_K, reciprocal_rank_fusion
+from workbench.retrieval.index_build import BM25_SUBDIR
+from workbench.retrieval.passage_store import PassageStore, has_texts
+from workbench.retrieval.rerank import Reranker
+
+MAX_QUERY_CHARS = 10_000
+MAX_K = 1000
+SEARCH_MODES = ("dense", "bm25", "hybrid")
+# How many candidates each list contributes to hybrid fusion: deeper lists let a passage found by only one retriever
+# still make the fused top k.
+DEFAULT_FUSION_DEPTH = 100
+TIMING_STAGES = ("embed", "dense", "bm25", "fuse", "rerank", "total")
+
+PassageTexts = Callable[[list[int]], list[str]]
+
+
+@dataclass(frozen=True)
+class Hit:
+    """One ranked passage. ``score`` is the final stage's score; the others are None where a stage did not run."""
+
+    passage_id: int
+    score: float
+    dense_score: float | None = None
+    bm25_score: float | None = None
+    fused_score: float | None = None
+    rerank_score: float | None = None
+
+
+@dataclass(frozen=True)
+class SearchResult:
+    """Hits best first (score descending, ties by passage id), timings in milliseconds, and the settings used."""
+
+    query: str
+    mode: str
+    hits: list[Hit]
+    timings_ms: dict[str, float]
+    params: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def passage_ids(self) -> list[int]:
+        return [hit.passage_id for hit in self.hits]
+
+
+def check_query(query: str) -> str:
+    """Validate a query: non-empty and at most ``MAX_QUERY_CHARS`` characters. Returns it stripped."""
+    if not isinstance(query, str):
+        raise RetrievalError("the query must be text")
+    if len(query) > MAX_QUERY_CHARS:
+        raise QueryTooLongError(f"the query has {len(query)} characters; the limit is {MAX_QUERY_CHARS}")
+    text = query.strip()
+    if not text:
+        raise RetrievalError("the query is empty")
+    return text
+
+
+class _Timer:
+    def __init__(self) -> None:
+        self.ms = dict.fromkeys(TIMING_STAGES, 0.0)
+        self._start = time.perf_counter()
+
+    def add(self, stage: str, since: float) -> float:
+        now = time.perf_counter()
+        self.ms[stage] += (now - since) * 1000.0
+        return now
+
+    def finish(self) -> dict[str, float]:
+        self.ms["total"] = (time.perf_counter() - self._start) * 1000.0
+        return {k: round(v, 3) for k, v in self.ms.items()}
+
+
+class LoadedIndex:
+    """An index directory loaded for serving. Prefer ``load_index`` (cached) to constructing it directly."""
+
+    def __init__(
+        self,
+        directory: str | os.PathLike[str],
+        *,
+        encoder_path: str | os.PathLike[str] | None = None,
+        device: str = "cpu",
+        mmap: bool = True,
+        verify_encoder: bool = True,
+    ) -> None:
+        self.directory = Path(directory).resolve()
+        self.manifest = read_manifest(self.directory)
+        self.dense: DenseIndex = load_dense_index(self.directory, mmap=mmap)
+        self.bm25: BM25Index = load_bm25(self.directory / BM25_SUBDIR, mmap=mmap)
+        if not np.array_equal(self.dense.ids, self.bm25.ids):
+            raise RetrievalError(f"{self.directory}: dense and BM25 indexes list different passages")
+        self.texts = PassageStore(self.directory) if has_texts(self.directory) else None
+        encoder_info = self.manifest.get("encoder") or {}
+        path = encoder_path or encoder_info.get("path")
+        if not path:
+            raise RetrievalError(f"{self.directory}: the manifest names no encoder; pass encoder_path")
+        self.encoder = load_encoder(path, device=device)
+        if embedding_dimension(self.encoder) != self.dense.dim:
+            raise RetrievalError(
+                f"dimension mismatch: the encoder at {path} makes {embedding_dimension(self.encoder)}-d vectors "
+                f"but the index holds {self.dense.dim}-d vectors"
+            )
+        expected = encoder_info.get("fingerprint")
+        if verify_encoder and expected and model_fingerprint(path) != expected:
+            raise RetrievalError(
+                f"the encoder at {path} is not the one this index was built with (fingerprint differs)"
+            )
+
+    @property
+    def passage_count(self) -> int:
+        return len(self.dense)
+
+    def texts_for(self, passage_ids: Sequence[int]) -> list[str]:
+        """Stored texts of the given passages (the index must have been built with ``store_texts``)."""
+        if self.texts is None:
+            raise RetrievalError(f"{self.directory} stores no passage texts; pass passage_texts to search")
+        rows = self.dense.rows_for_ids(np.asarray(passage_ids, dtype=np.int64))
+        by_id = dict(zip(np.asarray(self.dense.ids)[rows].tolist(), self.texts.get(rows), strict=True))
+        missing = [pid for pid in passage_ids if pid not in by_id]
+        if missing:
+            raise RetrievalError(f"passages {missing[:5]} are not in this index")
+        return [by_id[pid] for pid in passage_ids]
+
+    def search(
+        self,
+        query: str,
+        *,
+        mode: str = "hybrid",
+        k: int = 10,
+        alpha: float = 0.5,
+        rrf_k: int = DEFAULT_RRF_K,
+        fusion_depth: int = DEFAULT_FUSION_DEPTH,
+        rerank: Reranker | None = None,
+        rerank_top_n: int = 50,
+        allowed_ids: Iterable[int] | None = None,
+        ef_search: int | None = None,
+        nprobe: int | None = None,
+        passage_texts: PassageTexts | None = None,
+    ) -> SearchResult:
+        """Search the index.
+
+        - ``mode``: ``dense`` (FAISS), ``bm25`` or ``hybrid`` (reciprocal-rank fusion of both lists, each
+          ``fusion_depth`` deep; ``alpha`` weighs dense, ``1 - alpha`` BM25).
+        - ``rerank``: a ``Reranker`` rescoring the first-stage top ``max(k, rerank_top_n)``, so every returned hit
+          carries a rerank score. Texts come from ``passage_texts(ids)`` or the index's stored texts.
+        - ``allowed_ids``: only these passages may be returned (a metadata filter applied inside each retriever).
+        - ``ef_search`` / ``nprobe``: per-call HNSW / IVF search depth (the index defaults otherwise).
+        """
+        text = check_query(query)
+        if mode not in SEARCH_MODES:
+            raise RetrievalError(f"mode must be one of {', '.join(SEARCH_MODES)} (got {mode!r})")
+        if not 1 <= k <= MAX_K:
+            raise RetrievalError(f"k must be between 1 and {MAX_K} (got {k})")
+        if rerank is not None and rerank_top_n < 1:
+            raise RetrievalError(f"rerank_top_n must be at least 1 (got {rerank_top_n})")
+        timer = _Timer()
+        settings: dict[str, Any] = {"k": k, "mode": mode, "filtered": allowed_ids is not None}
+        n_first = max(k, rerank_top_n) if rerank is not None else k
+        depth = max(n_first, fusion_depth) if mode == "hybrid" else n_first
+
+        allowed_rows = None
+        if allowed_ids is not None:
+            allowed_rows = self.dense.rows_for_ids(np.fromiter((int(i) for i in allowed_ids), dtype=np.int64))
+            settings["allowed_count"] = int(allowed_rows.size)
+            if allowed_rows.size == 0:
+                return SearchResult(text, mode, [], timer.finish(), settings)
+
+        dense_scores: dict[int, float] = {}
+        bm25_scores: dict[int, float] = {}
+        if mode in ("dense", "hybrid"):
+            t = time.perf_counter()
+            vector = encode_query(self.encoder, text)
+            t = timer.add("embed", t)
+            ids, scores = self.dense.search(
+                vector, depth, ef_search=ef_search, nprobe=nprobe, allowed_rows=allowed_rows
+            )
+            timer.add("dense", t)
+            dense_scores = {int(i): float(s) for i, s in zip(ids[0], scores[0], strict=True) if i >= 0}
+            settings.update(ef_search=ef_search, nprobe=nprobe)
+        if mode in ("bm25", "hybrid"):
+            t = time.perf_counter()
+            ids, scores = self.bm25.search(text, depth, allowed_rows=allowed_rows)
+            timer.add("bm25", t)
+            bm25_scores = {int(i): float(s) for i, s in zip(ids, scores, strict=True)}
+
+        fused_scores: dict[int, float] = {}
+        if mode == "hybrid":
+            t = time.perf_counter()
+            fused = reciprocal_rank_fusion(
+                _ranked(dense_scores), _ranked(bm25_scores), alpha=alpha, k=rrf_k
+            )
+            fused_scores = dict(zip(fused.ids.tolist(), fused.scores.tolist(), strict=True))
+            timer.add("fuse", t)
+            settings.update(alpha=alpha, rrf_k=rrf_k, fusion_depth=depth)
+            first_stage = fused_scores
+        else:
+            first_stage = dense_scores if mode == "dense" else bm25_scores
+
+        ranked = _ranked(first_stage)[:n_first]
+        final = {pid: first_stage[pid] for pid in ranked}
+        rerank_scores: dict[int, float] = {}
+        if rerank is not None and ranked:
+            t = time.perf_counter()
+            texts = passage_texts(ranked) if passage_texts is not None else self.texts_for(ranked)
+            values = np.asarray(rerank.score(text, list(texts)), dtype=np.float64)
+            if values.shape != (len(ranked),):
+                raise RetrievalError(f"the reranker returned {values.shape} scores for {len(ranked)} passages")
+            rerank_scores = dict(zip(ranked, values.tolist(), strict=True))
+            final = rerank_scores
+            timer.add("rerank", t)
+            settings["rerank_candidates"] = len(ranked)
+
+        hits = [
+            Hit(
+                passage_id=pid,
+                score=final[pid],
+                dense_score=dense_scores.get(pid),
+                bm25_score=bm25_scores.get(pid),
+                fused_score=fused_scores.get(pid),
+                rerank_score=rerank_scores.get(pid),
+            )
+            for pid in _ranked(final)[:k]
+        ]
+        return SearchResult(text, mode, hits, timer.finish(), settings)
+
+
+def _ranked(scores: dict[int, float]) -> list[int]:
+    """Passage ids by score descending, ties broken by ascending id (the pinned ranking convention)."""
+    return sorted(scores, key=lambda pid: (-scores[pid], pid))
+
+
+_indexes: dict[str, LoadedIndex] = {}
+_indexes_lock = threading.Lock()
+
+
+def load_index(
+    directory: str | os.PathLike[str],
+    *,
+    cache_key: str | None = None,
+    encoder_path: str | os.PathLike[str] | None = None,
+    device: str = "cpu",
+) -> LoadedIndex:
+    """Load an index directory once per process; ``cache_key`` (e.g. the index version id) defaults to its path."""
+    key = cache_key or str(Path(directory).resolve())
+    with _indexes_lock:
+        loaded = _indexes.get(key)
+        if loaded is None:
+            loaded = LoadedIndex(directory, encoder_path=encoder_path, device=device)
+            _indexes[key] = loaded
+    return loaded
+
+
+def evict_index(directory_or_key: str | os.PathLike[str]) -> bool:
+    """Drop one cached index (e.g. after its version is deleted); True if it was cached."""
+    key = str(directory_or_key)
+    with _indexes_lock:
+        if key in _indexes:
+            del _indexes[key]
+            return True
+        resolved = str(Path(directory_or_key).resolve())
+        return _indexes.pop(resolved, None) is not None
+
+
+def clear_index_cache() -> None:
+    """Forget every cached index."""
+    with _indexes_lock:
+        _indexes.clear()

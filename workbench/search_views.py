@@ -1,0 +1,143 @@
+"""Pages for models, index versions, search and latency."""
+
+from __future__ import annotations
+
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.shortcuts import get_object_or_404, redirect, render
+from django.http import HttpRequest, HttpResponse
+from django.views.decorators.http import require_POST
+
+from workbench import indexing, searching, selectors, services
+from workbench.access import project_view
+from workbench.errors import WorkbenchError
+from workbench.forms import ApiTokenForm, IndexBuildForm, ModelRegisterForm
+from workbench.models import ApiToken, IndexVersion, ModelVersion, Project
+from workbench.roles import Capability, role_allows
+
+
+@project_view(Capability.VIEW)
+def models_page(request: HttpRequest, project: Project) -> HttpResponse:
+    can_manage = role_allows(request.role, Capability.RUN_JOBS)  # type: ignore[attr-defined]
+    form = ModelRegisterForm(request.POST or None)
+    if request.method == "POST":
+        if not can_manage:
+            return HttpResponse(status=403)
+        if form.is_valid():
+            try:
+                model = indexing.model_register(project=project, user=request.user, **form.cleaned_data)
+            except WorkbenchError as exc:
+                form.add_error("path", str(exc))
+            else:
+                messages.success(request, f"Registered {model.name} ({model.get_kind_display()}).")
+                return redirect("workbench:models", slug=project.slug)
+    indexing.encoder_base_ensure(project=project)
+    models = ModelVersion.objects.filter(project=project).select_related("base")
+    return render(request, "workbench/models.html", {"project": project, "models": models, "form": form if can_manage else None})
+
+
+@project_view(Capability.VIEW)
+def indexes_page(request: HttpRequest, project: Project) -> HttpResponse:
+    can_build = role_allows(request.role, Capability.RUN_JOBS)  # type: ignore[attr-defined]
+    if can_build:
+        indexing.encoder_base_ensure(project=project)
+    form = IndexBuildForm(request.POST or None, project=project)
+    if request.method == "POST":
+        if not can_build:
+            return HttpResponse(status=403)
+        if form.is_valid():
+            try:
+                job = indexing.index_build_start(
+                    project=project,
+                    corpus=form.cleaned_data["corpus"],
+                    encoder=form.cleaned_data["encoder"],
+                    index_type=form.cleaned_data["index_type"],
+                    params=form.index_params(),
+                    user=request.user,
+                )
+            except WorkbenchError as exc:
+                form.add_error(None, str(exc))
+            else:
+                return redirect("workbench:job", slug=project.slug, pk=job.pk)
+    indexes = IndexVersion.objects.filter(project=project).select_related("corpus", "encoder", "created_by")
+    building = selectors.jobs_for_project(project).filter(kind="index_build", status__in=["queued", "running"])
+    return render(
+        request,
+        "workbench/indexes.html",
+        {"project": project, "indexes": indexes, "building": building, "form": form if can_build else None},
+    )
+
+
+@project_view(Capability.VIEW)
+def index_detail(request: HttpRequest, project: Project, pk: int) -> HttpResponse:
+    index = get_object_or_404(IndexVersion.objects.select_related("corpus", "encoder", "job"), pk=pk, project=project)
+    return render(request, "workbench/index.html", {"project": project, "index": index})
+
+
+@require_POST
+@project_view(Capability.RUN_JOBS)
+def index_delete(request: HttpRequest, project: Project, pk: int) -> HttpResponse:
+    index = get_object_or_404(IndexVersion, pk=pk, project=project)
+    try:
+        indexing.index_version_delete(index=index)
+    except WorkbenchError as exc:
+        messages.error(request, str(exc))
+        return redirect("workbench:index", slug=project.slug, pk=pk)
+    messages.success(request, f"Deleted {index}.")
+    return redirect("workbench:indexes", slug=project.slug)
+
+
+@project_view(Capability.SEARCH)
+def search_page(request: HttpRequest, project: Project) -> HttpResponse:
+    indexes = IndexVersion.objects.filter(project=project).select_related("corpus", "encoder")
+    context: dict = {
+        "project": project,
+        "indexes": indexes,
+        "rerankers": searching.rerankers_offered(project),
+        "params": request.GET,
+        "filters": searching.FILTERS,
+    }
+    if request.GET.get("q", "").strip():
+        try:
+            params = searching.search_params_parse(project, request.GET.dict(), default_index=searching.default_index(project))
+            context["outcome"] = searching.search_run(project=project, user=request.user, via="ui", **params)
+            context["selected_index"] = params["index"]
+        except WorkbenchError as exc:
+            context["error"] = str(exc)
+    template = "workbench/_search_results.html" if request.htmx else "workbench/search.html"
+    return render(request, template, context)
+
+
+@project_view(Capability.VIEW)
+def latency_page(request: HttpRequest, project: Project) -> HttpResponse:
+    window = request.GET.get("window", "24h")
+    if window not in selectors.LATENCY_WINDOWS:
+        window = "24h"
+    return render(
+        request,
+        "workbench/latency.html",
+        {
+            "project": project,
+            "rows": selectors.latency_stats(project, window=window),
+            "window": window,
+            "windows": list(selectors.LATENCY_WINDOWS),
+        },
+    )
+
+
+@login_required
+def tokens_page(request: HttpRequest) -> HttpResponse:
+    form = ApiTokenForm(request.POST or None)
+    new_key = None
+    if request.method == "POST":
+        if "revoke" in request.POST:
+            try:
+                services.api_token_revoke(user=request.user, token_id=int(request.POST["revoke"]))
+                messages.success(request, "Token revoked.")
+            except (WorkbenchError, ValueError) as exc:
+                messages.error(request, str(exc))
+            return redirect("tokens")
+        if form.is_valid():
+            new_key = services.api_token_create(user=request.user, name=form.cleaned_data["name"])
+    tokens = ApiToken.objects.filter(user=request.user)
+    return render(request, "workbench/tokens.html", {"tokens": tokens, "form": form, "new_key": new_key})
