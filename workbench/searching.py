@@ -44,7 +44,10 @@ def reranker_for(model: ModelVersion) -> CrossEncoderReranker:
     with _rerankers_lock:
         if model.pk not in _rerankers:
             try:
-                _rerankers[model.pk] = CrossEncoderReranker(model.path, max_length=RERANK_MAX_LENGTH)
+                reranker = CrossEncoderReranker(model.path)
+                # Never ask for more tokens than the model has positions for.
+                reranker.max_length = min(RERANK_MAX_LENGTH, getattr(reranker.model, "max_length", None) or 512)
+                _rerankers[model.pk] = reranker
             except RetrievalError as exc:
                 raise WorkbenchError(str(exc)) from None
         return _rerankers[model.pk]

@@ -88,7 +88,7 @@ class Comparison:
         return data
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)  # holds RunMetrics (numpy fields)
 class EvaluationReport:
     """Metrics of every config, per slice, and comparisons with the baseline."""
 

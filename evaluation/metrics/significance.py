@@ -61,7 +61,7 @@ def _poisson_table(bits: int = 16) -> np.ndarray:
 _POISSON = _poisson_table()
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)  # numpy fields: compare by identity
 class PairedTests:
     """Paired comparison B - A; every array is shaped (slices, metrics).
 

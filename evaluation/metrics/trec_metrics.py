@@ -23,7 +23,7 @@ from .ranking import Qrels, Run, tie_free_scores
 from .semantics import MetricSemantics
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)  # numpy fields: compare by identity
 class RunMetrics:
     """Per-query metrics of one run.
 

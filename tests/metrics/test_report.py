@@ -54,6 +54,9 @@ def test_evaluate_and_compare_end_to_end():
     assert cell.p_holm >= cell.p_value and cell.p_value == cell.p_randomization
     assert cell.wins + cell.ties + cell.losses == cell.n == 120
     assert cell.candidate_mean - cell.baseline_mean == pytest.approx(cell.diff)
+    # The page shows the same mean in the metrics table and the comparison.
+    assert cell.baseline_mean == report.slice_summaries["bm25"]["all"].means["nDCG@10"]
+    assert tuned.cell("MAP", "even").candidate_mean == report.slice_summaries["tuned"]["even"].means["MAP"]
     assert tuned.cell("MAP", "hard").verdict == "better"
     empty = tuned.cell("MAP", "empty")
     assert empty.n == 0 and empty.p_value is None and empty.verdict == "not significant"

@@ -113,6 +113,15 @@ def test_scores_equal_in_single_precision_are_ranked_by_full_precision():
     assert evaluate_run(run, qrels).for_query("q")["MRR@10"] == 1.0
 
 
+@settings(max_examples=200, deadline=None)
+@given(scores=st.dictionaries(st.sampled_from(DOCS), scores, max_size=9))
+def test_tie_free_scores_encode_our_order_in_single_precision(scores):
+    fixed = tie_free_scores(scores)
+    as_float32 = {doc: np.float32(value) for doc, value in fixed.items()}
+    assert len(set(as_float32.values())) == len(scores)
+    assert sorted(fixed, key=lambda doc: -as_float32[doc]) == reference_order(scores) == ranked_doc_ids(scores)
+
+
 @settings(max_examples=100, deadline=None)
 @given(scores=st.dictionaries(st.sampled_from(DOCS), scores, max_size=9), k=st.integers(1, 10))
 def test_top_k_is_a_prefix_of_the_full_ranking(scores, k):

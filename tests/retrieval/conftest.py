@@ -7,7 +7,7 @@ import pytest
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 
-from tests.retrieval.fixtures import tiny_cross_encoder_path, tiny_encoder_path  # noqa: E402, F401
+from tests.retrieval.fixtures import tiny_cross_encoder_path, tiny_encoder_path  # noqa: F401
 
 
 @pytest.fixture(scope="session", autouse=True)

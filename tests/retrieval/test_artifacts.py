@@ -65,7 +65,7 @@ def test_manifest_round_trip(tmp_path: Path) -> None:
 
 
 def test_manifest_errors(tmp_path: Path) -> None:
-    with pytest.raises(RetrievalError, match="no manifest.json"):
+    with pytest.raises(RetrievalError, match=r"no manifest\.json"):
         read_manifest(tmp_path)
     (tmp_path / "manifest.json").write_text("{not json")
     with pytest.raises(RetrievalError, match="cannot read"):

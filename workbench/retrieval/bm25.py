@@ -46,7 +46,9 @@ def _make_stemmer(name: str | None) -> Any:
     except ImportError:
         if name == "auto":
             return None
-        raise RetrievalError(f"this BM25 index was built with the {name} stemmer, but PyStemmer is not installed")
+        raise RetrievalError(
+            f"this BM25 index was built with the {name} stemmer, but PyStemmer is not installed"
+        ) from None
     return Stemmer.Stemmer("english").stemWord
 
 

@@ -203,7 +203,7 @@ def _new_index(params: IndexParams, dim: int) -> faiss.Index:
 
 
 class DenseIndex:
-    """A FAISS index plus the passage id of each row. Build with ``build_dense_index``, load with ``load_dense_index``."""
+    """A FAISS index plus the passage id of each row; made by ``build_dense_index`` or ``load_dense_index``."""
 
     def __init__(self, index: faiss.Index, ids: np.ndarray, params: IndexParams) -> None:
         if index.ntotal != len(ids):

@@ -70,7 +70,9 @@ def _check_passages(passages: Sequence[tuple[int, str]]) -> tuple[np.ndarray, li
     return ids, texts
 
 
-def _resolve_params(index_type: str, params: IndexParams | dict[str, Any] | None, n: int, dim: int) -> tuple[IndexParams, str]:
+def _resolve_params(
+    index_type: str, params: IndexParams | dict[str, Any] | None, n: int, dim: int
+) -> tuple[IndexParams, str]:
     overrides = params.to_dict() if isinstance(params, IndexParams) else dict(params or {})
     if index_type == "auto":
         chosen, reason = auto_index_params(n, dim)
@@ -128,7 +130,7 @@ def build_index(
     log: Callable[[str], None] | None = None,
     extra_manifest: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """Build a dense (FAISS) + BM25 index of ``passages`` (``(passage_id, text)``) into ``out_dir``; return its manifest.
+    """Build a dense (FAISS) + BM25 index of ``passages`` (``(id, text)``) into ``out_dir``; return its manifest.
 
     ``index_type`` is ``auto`` (chosen by corpus size, see ``auto_index_params``), ``flat``, ``hnsw`` or ``ivfpq``;
     ``params`` overrides individual parameters. ``embeddings`` (rows aligned with ``passages``, from the same

@@ -206,9 +206,7 @@ class LoadedIndex:
         fused_scores: dict[int, float] = {}
         if mode == "hybrid":
             t = time.perf_counter()
-            fused = reciprocal_rank_fusion(
-                _ranked(dense_scores), _ranked(bm25_scores), alpha=alpha, k=rrf_k
-            )
+            fused = reciprocal_rank_fusion(_ranked(dense_scores), _ranked(bm25_scores), alpha=alpha, k=rrf_k)
             fused_scores = dict(zip(fused.ids.tolist(), fused.scores.tolist(), strict=True))
             timer.add("fuse", t)
             settings.update(alpha=alpha, rrf_k=rrf_k, fusion_depth=depth)

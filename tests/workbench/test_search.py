@@ -1,0 +1,210 @@
+"""Index builds, search page, JSON API and latency page, with a tiny encoder built from a config."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from django.urls import reverse
+
+from tests.factories import make_corpus, make_project, make_user
+from workbench import indexing, services
+from workbench.errors import WorkbenchError
+from workbench.imports import beir_import
+from workbench.models import IndexVersion, Job, ModelVersion, Role, SearchLog
+from workbench.retrieval.testing import build_tiny_cross_encoder, build_tiny_encoder
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture(scope="session")
+def tiny_models(tmp_path_factory) -> dict[str, Path]:  # type: ignore[no-untyped-def]
+    root = tmp_path_factory.mktemp("tiny-models")
+    return {"encoder": build_tiny_encoder(root / "enc"), "cross": build_tiny_cross_encoder(root / "cross")}
+
+
+@pytest.fixture
+def built(scifact_dir, tiny_models, eager_celery, django_capture_on_commit_callbacks):  # type: ignore[no-untyped-def]
+    """A project with a SciFact slice, a tiny registered encoder and one Flat index built through the job."""
+    project = make_project(lead=Role.ML_LEAD, ann=Role.ANNOTATOR)
+    lead = project.memberships.get(role=Role.ML_LEAD).user
+    corpus = make_corpus(project, name="scifact")
+    beir_import(project=project, corpus=corpus, folder=scifact_dir, user=lead)
+    corpus.refresh_from_db()
+    encoder = indexing.model_register(project=project, path=str(tiny_models["encoder"]), name="tiny", user=lead)
+    with django_capture_on_commit_callbacks(execute=True):
+        job = indexing.index_build_start(
+            project=project, corpus=corpus, encoder=encoder, index_type="flat", params={}, user=lead
+        )
+    job.refresh_from_db()
+    assert job.status == "succeeded", (job.message, job.log_tail)
+    return project, lead, corpus, encoder, IndexVersion.objects.get()
+
+
+def test_index_build_records_a_version_with_manifest(built) -> None:  # type: ignore[no-untyped-def]
+    project, _, corpus, encoder, index = built
+    assert index.number == 1 and index.encoder == encoder and index.index_type == "flat"
+    assert index.passage_count == corpus.passages.count()
+    assert Path(index.path, "manifest.json").is_file()
+    manifest = json.loads(Path(index.path, "manifest.json").read_text())
+    assert manifest["corpus_version"] == corpus.version and manifest["encoder_version_id"] == encoder.pk
+    assert index.build_seconds > 0 and index.embed_rate > 0
+    job = Job.objects.get(kind="index_build")
+    assert "embedding" in job.log_tail or "embedded" in job.log_tail
+
+
+def test_register_rejects_non_model_and_detects_cross_encoder(tiny_models, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    project = make_project()
+    (tmp_path / "junk").mkdir()
+    (tmp_path / "junk" / "notes.txt").write_text("hi")
+    with pytest.raises(WorkbenchError, match="not a sentence-transformers"):
+        indexing.model_register(project=project, path=str(tmp_path / "junk"), name="junk", user=None)
+    with pytest.raises(WorkbenchError, match="does not exist"):
+        indexing.model_register(project=project, path=str(tmp_path / "nope"), name="nope", user=None)
+    cross = indexing.model_register(project=project, path=str(tiny_models["cross"]), name="ce", user=None)
+    assert cross.kind == ModelVersion.Kind.CROSS_ENCODER
+    assert not ModelVersion.objects.filter(name__in=["junk", "nope"]).exists()
+
+
+def test_bad_index_parameters_are_refused_without_a_job(built) -> None:  # type: ignore[no-untyped-def]
+    project, lead, corpus, encoder, _ = built
+    with pytest.raises(WorkbenchError, match=r"nprobe \(64\) cannot exceed nlist \(8\)"):
+        indexing.index_build_start(
+            project=project, corpus=corpus, encoder=encoder, index_type="ivfpq",
+            params={"nlist": 8, "nprobe": 64, "pq_m": 8}, user=lead,
+        )  # fmt: skip
+    empty = make_corpus(project, name="empty")
+    with pytest.raises(WorkbenchError, match="has no passages"):
+        indexing.index_build_start(project=project, corpus=empty, encoder=encoder, index_type="auto", params={}, user=lead)
+    assert Job.objects.filter(kind="index_build").count() == 1
+
+
+def test_search_page_shows_ranked_results_judgments_and_timings(client, built) -> None:  # type: ignore[no-untyped-def]
+    project, _, _, _, index = built
+    client.force_login(project.memberships.get(role=Role.ANNOTATOR).user)
+    query = project.queries.filter(judgments__isnull=False).first()
+    url = reverse("workbench:search", kwargs={"slug": project.slug})
+    html = client.get(url, {"q": query.text, "index": index.pk, "mode": "hybrid", "k": 20}).content.decode()
+    assert "results from" in html and "embed" in html and "bm25" in html
+    assert f"known query <strong>{query.external_id}</strong>" in html
+    assert "grade 1" in html or "unjudged" in html
+    partial = client.get(url, {"q": "cells", "mode": "bm25"}, HTTP_HX_REQUEST="true").content.decode()
+    assert "<html" not in partial and "<mark>" in partial.lower()
+    assert SearchLog.objects.filter(via="ui").count() == 2
+
+
+def test_search_page_escapes_document_text(client, built) -> None:  # type: ignore[no-untyped-def]
+    project, _, corpus, _, index = built
+    passage = corpus.passages.first()
+    passage.text = "<script>alert('x')</script> cells"
+    passage.save()
+    client.force_login(project.memberships.get(role=Role.ANNOTATOR).user)
+    html = client.get(reverse("workbench:search", kwargs={"slug": project.slug}), {"q": "<b>cells</b>", "mode": "bm25", "k": 100}).content.decode()
+    assert "<script>alert" not in html and "<b>cells" not in html
+
+
+def test_api_search_with_token(client, built) -> None:  # type: ignore[no-untyped-def]
+    project, lead, _, _, index = built
+    key = services.api_token_create(user=lead, name="ci")
+    url = reverse("api:search", kwargs={"slug": project.slug})
+    response = client.post(
+        url, json.dumps({"q": "cells", "mode": "hybrid", "k": 5, "index": index.pk}), content_type="application/json",
+        HTTP_AUTHORIZATION=f"Token {key}",
+    )  # fmt: skip
+    assert response.status_code == 200, response.content
+    body = response.json()
+    assert len(body["results"]) == 5 and body["results"][0]["rank"] == 1
+    assert set(body["timings_ms"]) >= {"embed", "dense", "bm25", "fuse", "total"}
+    scores = [r["score"] for r in body["results"]]
+    assert scores == sorted(scores, reverse=True)
+    assert SearchLog.objects.get(via="api").index == index
+
+
+@pytest.mark.parametrize(
+    "params,message",
+    [
+        ({"q": "x" * 100_000}, "limit is 10,000"),
+        ({"q": "cells", "mode": "magic"}, "mode must be one of"),
+        ({"q": "cells", "k": 0}, "k must be between"),
+        ({"q": "cells", "colour": "red", "filters": {"colour": "red"}}, "Unknown filter colour"),
+        ({"q": "cells", "date_from": "last week"}, "date_from must be a date"),
+        ({"q": "cells", "index": 999999}, "No index 999999"),
+        ({"q": "cells", "rerank": 999999}, "No trained reranker"),
+        ({"q": ""}, "empty"),
+    ],
+)
+def test_api_bad_input_is_400_with_message(client, built, params, message) -> None:  # type: ignore[no-untyped-def]
+    project, lead, _, _, _ = built
+    key = services.api_token_create(user=lead, name="ci")
+    response = client.post(
+        reverse("api:search", kwargs={"slug": project.slug}), json.dumps(params), content_type="application/json",
+        HTTP_AUTHORIZATION=f"Token {key}",
+    )  # fmt: skip
+    assert response.status_code == 400 and message in response.json()["error"]
+    assert not SearchLog.objects.exists()
+
+
+def test_api_auth_and_membership(client, built) -> None:  # type: ignore[no-untyped-def]
+    project, _, _, _, _ = built
+    url = reverse("api:search", kwargs={"slug": project.slug})
+    assert client.get(url, {"q": "cells"}).status_code == 401
+    assert client.get(url, {"q": "cells"}, HTTP_AUTHORIZATION="Token wrong").status_code == 401
+    outsider_key = services.api_token_create(user=make_user(), name="x")
+    assert client.get(url, {"q": "cells"}, HTTP_AUTHORIZATION=f"Token {outsider_key}").status_code == 404
+    client.force_login(project.memberships.get(role=Role.ANNOTATOR).user)
+    assert client.get(url, {"q": "cells", "mode": "bm25"}).status_code == 200  # session auth works for GET
+    assert client.get(reverse("api:indexes", kwargs={"slug": project.slug})).json()["indexes"][0]["passages"] > 0
+
+
+def test_filters_restrict_results(client, built) -> None:  # type: ignore[no-untyped-def]
+    project, lead, corpus, _, index = built
+    doc = corpus.documents.order_by("id").first()
+    doc.tenant = "acme"
+    doc.save()
+    key = services.api_token_create(user=lead, name="ci")
+    body = client.get(
+        reverse("api:search", kwargs={"slug": project.slug}), {"q": doc.title, "tenant": "acme", "k": 10, "mode": "dense"},
+        HTTP_AUTHORIZATION=f"Token {key}",
+    ).json()  # fmt: skip
+    assert body["results"] and {r["document_id"] for r in body["results"]} == {doc.external_id}
+
+
+def test_latency_page_percentiles(client, built) -> None:  # type: ignore[no-untyped-def]
+    project, lead, _, _, index = built
+    for ms in range(1, 101):
+        SearchLog.objects.create(project=project, index=index, mode="dense", timings_ms={"embed": ms, "total": ms}, total_ms=ms)
+    client.force_login(lead)
+    html = client.get(reverse("workbench:latency", kwargs={"slug": project.slug})).content.decode()
+    assert "100 searches" in html and "50.50" in html and "95.05" in html
+
+
+def test_index_delete_removes_directory_and_row(client, built) -> None:  # type: ignore[no-untyped-def]
+    project, lead, _, _, index = built
+    client.force_login(lead)
+    response = client.post(reverse("workbench:index_delete", kwargs={"slug": project.slug, "pk": index.pk}))
+    assert response.status_code == 302 and not IndexVersion.objects.exists() and not Path(index.path).exists()
+
+
+def test_untrained_cross_encoder_is_not_offered(client, built, tiny_models) -> None:  # type: ignore[no-untyped-def]
+    project, lead, _, _, _ = built
+    ce = indexing.model_register(project=project, path=str(tiny_models["cross"]), name="fresh-head", user=lead)
+    ce.usable_for_search = False
+    ce.save()
+    client.force_login(lead)
+    html = client.get(reverse("workbench:search", kwargs={"slug": project.slug})).content.decode()
+    assert "fresh-head" not in html
+
+
+def test_reranking_through_api(client, built, tiny_models) -> None:  # type: ignore[no-untyped-def]
+    project, lead, _, _, index = built
+    ce = indexing.model_register(project=project, path=str(tiny_models["cross"]), name="ce", user=lead)
+    key = services.api_token_create(user=lead, name="ci")
+    body = client.get(
+        reverse("api:search", kwargs={"slug": project.slug}),
+        {"q": "cells", "rerank": ce.pk, "rerank_top_n": 20, "k": 5}, HTTP_AUTHORIZATION=f"Token {key}",
+    ).json()  # fmt: skip
+    assert body["reranker"] == "ce" and body["timings_ms"]["rerank"] > 0
+    assert all(r["scores"]["rerank"] is not None for r in body["results"])
+
+
