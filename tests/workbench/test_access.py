@@ -65,27 +65,31 @@ def world():  # type: ignore[no-untyped-def]
     project = make_project(**{f"u_{r}": r for r in Role.values})
     other = make_project(owner_other=Role.ADMIN)
     corpus = make_corpus(project)
-    doc = Document.objects.create(corpus=corpus, external_id="d1", text="text", content_hash="x")
-    job = Job.objects.create(project=project, kind="import_corpus", title="t")
     encoder = ModelVersion.objects.create(project=project, name="enc", kind="bi_encoder", source="registered", path="/x")
-    index = IndexVersion.objects.create(
-        project=project, corpus=corpus, corpus_version=0, encoder=encoder, number=1, index_type="flat",
-        path="/nonexistent", passage_count=0, build_seconds=0.0,
-    )  # fmt: skip
-    victim = Membership.objects.create(project=project, user=make_user("victim"), role=Role.ANNOTATOR)
-    kwargs = {
-        "corpus": {"pk": corpus.pk},
-        "corpus_upload": {"pk": corpus.pk},
-        "document": {"pk": doc.pk},
-        "job": {"pk": job.pk},
-        "job_cancel": {"pk": job.pk},
-        "job_retry": {"pk": job.pk},
-        "member_remove": {"pk": victim.pk},
-        "index": {"pk": index.pk},
-        "index_delete": {"pk": index.pk},
-    }
     make_user("outsider")
-    return project, other, kwargs
+
+    def targets() -> dict:
+        """Fresh objects for each caller: allowed deletes must not leave the next role a 404."""
+        doc = Document.objects.create(corpus=corpus, external_id=f"d{Document.objects.count()}", text="t", content_hash="x")
+        job = Job.objects.create(project=project, kind="import_corpus", title="t")
+        index = IndexVersion.objects.create(
+            project=project, corpus=corpus, corpus_version=0, encoder=encoder, number=IndexVersion.objects.count() + 1,
+            index_type="flat", path="/nonexistent", passage_count=0, build_seconds=0.0,
+        )  # fmt: skip
+        victim = Membership.objects.create(project=project, user=make_user(), role=Role.ANNOTATOR)
+        return {
+            "corpus": {"pk": corpus.pk},
+            "corpus_upload": {"pk": corpus.pk},
+            "document": {"pk": doc.pk},
+            "job": {"pk": job.pk},
+            "job_cancel": {"pk": job.pk},
+            "job_retry": {"pk": job.pk},
+            "member_remove": {"pk": victim.pk},
+            "index": {"pk": index.pk},
+            "index_delete": {"pk": index.pk},
+        }
+
+    return project, other, targets
 
 
 def _request(client: Client, name: str, method: str, slug: str, extra: dict) -> int:
@@ -95,29 +99,29 @@ def _request(client: Client, name: str, method: str, slug: str, extra: dict) -> 
 
 @pytest.mark.parametrize("name", sorted(URLS))
 def test_url_access_by_role(world, name: str) -> None:  # type: ignore[no-untyped-def]
-    project, _, extra = world
+    project, _, targets = world
     capability, method = URLS[name]
     for role in Role.values:
         client = Client()
         client.login(username=f"u_{role}", password=PASSWORD)
-        status = _request(client, name, method, project.slug, extra)
+        status = _request(client, name, method, project.slug, targets())
         if role in ROLES_FOR[capability]:
             assert status in (200, 302, 400), (name, role, status)  # 400: allowed, but no query given
         else:
             assert status == 403, (name, role, status)
     outsider = Client()
     outsider.login(username="outsider", password=PASSWORD)
-    assert _request(outsider, name, method, project.slug, extra) == 404
-    anonymous = _request(Client(), name, method, project.slug, extra)
+    assert _request(outsider, name, method, project.slug, targets()) == 404
+    anonymous = _request(Client(), name, method, project.slug, targets())
     assert anonymous == (401 if name.startswith("api:") else 302)
 
 
 def test_objects_of_another_project_are_404_even_for_its_admin(world) -> None:  # type: ignore[no-untyped-def]
-    _, other, extra = world
+    _, other, targets = world
     client = Client()
     client.login(username="owner_other", password=PASSWORD)
     # The admin of `other` asks for `project`'s document through their own project's URL: no id probing.
-    url = reverse("workbench:document", kwargs={"slug": other.slug, "pk": extra["document"]["pk"]})
+    url = reverse("workbench:document", kwargs={"slug": other.slug, "pk": targets()["document"]["pk"]})
     assert client.get(url).status_code == 404
 
 
