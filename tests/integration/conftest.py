@@ -46,41 +46,54 @@ def real_services(django_db_setup, django_db_blocker) -> dict[str, str]:  # type
     return {"DATABASE_URL": url, "CELERY_BROKER_URL": broker}
 
 
-@pytest.fixture(scope="session")
-def celery_worker_process(real_services, tmp_path_factory) -> Iterator[subprocess.Popen]:  # type: ignore[no-untyped-def]
-    """A real `celery worker` process on the test database, consuming the default and cpu queues."""
-    var = tmp_path_factory.mktemp("worker-var")
+def start_worker(services: dict[str, str], var: Path, queues: str) -> subprocess.Popen:
+    """A real `celery worker` process on the test database (its own process group, so it can be killed whole)."""
     env = {
         **os.environ,
-        **real_services,
+        **services,
         "VAR_DIR": str(var),
+        "ARTIFACTS_DIR": str(var / "artifacts"),
         "HF_HUB_OFFLINE": "1",
         "TRANSFORMERS_OFFLINE": "1",
         "JOB_HEARTBEAT_TIMEOUT_S": "8",
         "TORCH_THREADS": "1",
     }
-    log = open(var / "worker.log", "w")  # noqa: SIM115 - the worker writes to it until the session ends
+    log = open(var / "worker.log", "w")  # noqa: SIM115 - the worker writes to it until it exits
     proc = subprocess.Popen(
-        [sys.executable, "-m", "celery", "-A", "workbench", "worker", "-Q", "default,cpu", "--concurrency", "1",
-         "--pool", "prefork", "--loglevel", "INFO", "--without-gossip", "--without-mingle", "--without-heartbeat"],
+        [sys.executable, "-m", "celery", "-A", "workbench", "worker", "-Q", queues, "--concurrency", "1",
+         "--loglevel", "INFO", "--without-gossip", "--without-mingle", "--without-heartbeat", "-n", f"{queues}@%h"],
         cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
     )  # fmt: skip
+    proc.log_path = var / "worker.log"  # type: ignore[attr-defined]
     deadline = time.time() + 60
     while time.time() < deadline:
-        if "ready." in (var / "worker.log").read_text():
-            break
+        if "ready." in proc.log_path.read_text():  # type: ignore[attr-defined]
+            return proc
         if proc.poll() is not None:
-            pytest.fail(f"worker exited: {(var / 'worker.log').read_text()[-3000:]}")
+            break
         time.sleep(0.3)
-    else:
-        pytest.fail(f"worker did not start: {(var / 'worker.log').read_text()[-3000:]}")
-    proc.log_path = var / "worker.log"  # type: ignore[attr-defined]
-    yield proc
-    os.killpg(proc.pid, signal.SIGTERM)
+    stop_worker(proc)
+    pytest.fail(f"worker did not start: {(var / 'worker.log').read_text()[-3000:]}")
+
+
+def stop_worker(proc: subprocess.Popen, sig: int = signal.SIGTERM) -> None:
     try:
+        os.killpg(proc.pid, sig)
         proc.wait(timeout=20)
+    except ProcessLookupError:
+        pass
     except subprocess.TimeoutExpired:
         os.killpg(proc.pid, signal.SIGKILL)
+
+
+@pytest.fixture(scope="session")
+def celery_worker_process(real_services, tmp_path_factory) -> Iterator[subprocess.Popen]:  # type: ignore[no-untyped-def]
+    """The session's worker, consuming the default and cpu queues."""
+    var = tmp_path_factory.mktemp("worker-var")
+    proc = start_worker(real_services, var, "default,cpu")
+    proc.var = var  # type: ignore[attr-defined]
+    yield proc
+    stop_worker(proc)
 
 
 def wait_for_job(job_id: int, *, timeout: float = 120, worker: subprocess.Popen | None = None):  # type: ignore[no-untyped-def]

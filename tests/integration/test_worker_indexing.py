@@ -1,0 +1,81 @@
+"""Index builds on a real worker; searching them through the API; a worker killed mid-build."""
+
+from __future__ import annotations
+
+import json
+import signal
+import time
+from pathlib import Path
+
+import pytest
+from django.urls import reverse
+
+from tests.factories import make_corpus, make_project
+from tests.integration.conftest import start_worker, stop_worker, wait_for_job
+from workbench import indexing, services
+from workbench.imports import beir_import
+from workbench.jobs import jobs_reap_stale
+from workbench.models import IndexVersion, Job, Role
+from workbench.retrieval.testing import build_tiny_encoder
+
+pytestmark = [pytest.mark.integration, pytest.mark.django_db(transaction=True)]
+
+
+@pytest.fixture
+def project_with_corpus(scifact_dir):  # type: ignore[no-untyped-def]
+    project = make_project(lead=Role.ML_LEAD)
+    lead = project.memberships.get().user
+    corpus = make_corpus(project, name="scifact")
+    beir_import(project=project, corpus=corpus, folder=scifact_dir, user=lead)
+    return project, lead, corpus
+
+
+def test_build_on_worker_then_search_through_api(celery_worker_process, project_with_corpus, tmp_path, client) -> None:  # type: ignore[no-untyped-def]
+    project, lead, corpus = project_with_corpus
+    encoder = indexing.model_register(project=project, path=str(build_tiny_encoder(tmp_path / "enc")), name="tiny", user=lead)
+    job = indexing.index_build_start(
+        project=project, corpus=corpus, encoder=encoder, index_type="hnsw", params={"hnsw_m": 16, "ef_construction": 40, "ef_search": 64}, user=lead
+    )  # fmt: skip
+    assert job.queue == "cpu"
+    job = wait_for_job(job.pk, worker=celery_worker_process)
+    assert job.status == "succeeded", (job.message, job.log_tail)
+    index = IndexVersion.objects.get()
+    assert index.index_type == "hnsw" and index.params["hnsw_m"] == 16
+    # The worker wrote the artifact into its own ARTIFACTS_DIR; this process reads it from the recorded path.
+    assert Path(index.path, "manifest.json").is_file()
+    key = services.api_token_create(user=lead, name="it")
+    response = client.post(
+        reverse("api:search", kwargs={"slug": project.slug}),
+        json.dumps({"q": project.queries.first().text, "mode": "hybrid", "k": 10}),
+        content_type="application/json",
+        HTTP_AUTHORIZATION=f"Token {key}",
+    )
+    assert response.status_code == 200, response.content
+    assert len(response.json()["results"]) == 10
+
+
+def test_worker_killed_mid_build_leaves_job_failed_and_no_index(real_services, project_with_corpus, tmp_path, settings) -> None:  # type: ignore[no-untyped-def]
+    """Real MiniLM on ~200 passages takes long enough to kill the worker while it embeds."""
+    project, lead, corpus = project_with_corpus
+    settings.INDEX_BUILD_QUEUE = "doomed"
+    settings.JOB_HEARTBEAT_TIMEOUT_S = 8
+    worker = start_worker(real_services, tmp_path, "doomed")
+    try:
+        encoder = indexing.encoder_base_ensure(project=project)
+        job = indexing.index_build_start(project=project, corpus=corpus, encoder=encoder, index_type="flat", params={}, user=lead)
+        deadline = time.time() + 120
+        while time.time() < deadline:
+            job.refresh_from_db()
+            if job.status == "running" and job.progress > 0.05:
+                break
+            time.sleep(0.2)
+        assert job.status == "running", (job.status, job.message, worker.log_path.read_text()[-2000:])  # type: ignore[attr-defined]
+    finally:
+        stop_worker(worker, signal.SIGKILL)
+    time.sleep(settings.JOB_HEARTBEAT_TIMEOUT_S + 1)
+    assert jobs_reap_stale() == 1
+    job.refresh_from_db()
+    assert job.status == Job.Status.FAILED and "stopped responding" in job.message
+    assert not IndexVersion.objects.exists()
+    built = [p for p in (tmp_path / "artifacts" / "indexes").glob("*") if ".tmp-" not in p.name]
+    assert built == []  # only an unfinished temp dir may remain, never something that looks whole
