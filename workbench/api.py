@@ -32,7 +32,11 @@ def _token_user(request: HttpRequest) -> Any | None:
     scheme, _, key = header.partition(" ")
     if scheme.lower() not in {"token", "bearer"} or not key.strip():
         return None
-    token = ApiToken.objects.select_related("user").filter(key_hash=hashlib.sha256(key.strip().encode()).hexdigest()).first()
+    token = (
+        ApiToken.objects.select_related("user")
+        .filter(key_hash=hashlib.sha256(key.strip().encode()).hexdigest())
+        .first()
+    )
     if token is None or not token.user.is_active:
         return None
     ApiToken.objects.filter(pk=token.pk).update(last_used_at=timezone.now())
@@ -61,7 +65,7 @@ def api_view(capability: Capability) -> Callable:
                     if rejected is not None:
                         return _error("CSRF token missing or incorrect", 403)
             try:
-                project, role = resolve_project(user, slug, capability)
+                project, _ = resolve_project(user, slug, capability)
             except Http404:
                 return _error("no such project", 404)
             except PermissionDenied as exc:
@@ -107,9 +111,7 @@ def search(request: HttpRequest, project: Project) -> JsonResponse:
             "mode": result.mode,
             "reranker": params["reranker"].name if params["reranker"] else None,
             "timings_ms": result.timings_ms,
-            "results": [
-                {k: v for k, v in hit.items() if k != "document_pk"} for hit in outcome.hits
-            ],
+            "results": [{k: v for k, v in hit.items() if k != "document_pk"} for hit in outcome.hits],
         }
     )
 
@@ -145,9 +147,16 @@ def models(request: HttpRequest, project: Project) -> JsonResponse:
     return JsonResponse(
         {
             "models": [
-                {"id": m.pk, "name": m.name, "kind": m.kind, "source": m.source, "dimension": m.dimension,
-                 "usable_for_search": m.usable_for_search, "created_at": m.created_at.isoformat()}
+                {
+                    "id": m.pk,
+                    "name": m.name,
+                    "kind": m.kind,
+                    "source": m.source,
+                    "dimension": m.dimension,
+                    "usable_for_search": m.usable_for_search,
+                    "created_at": m.created_at.isoformat(),
+                }
                 for m in rows
             ]
-        }  # fmt: skip
+        }
     )

@@ -65,7 +65,9 @@ class QrelsImportForm(forms.Form):
 
 
 class ModelRegisterForm(forms.Form):
-    path = forms.CharField(max_length=1000, help_text="A sentence-transformers or cross-encoder directory on this server")
+    path = forms.CharField(
+        max_length=1000, help_text="A sentence-transformers or cross-encoder directory on this server"
+    )
     name = forms.CharField(max_length=200, required=False)
 
 
@@ -73,7 +75,12 @@ class IndexBuildForm(forms.Form):
     corpus = forms.ModelChoiceField(queryset=Corpus.objects.none())
     encoder = forms.ModelChoiceField(queryset=None)  # type: ignore[arg-type]
     index_type = forms.ChoiceField(
-        choices=[("auto", "Automatic (by corpus size)"), ("flat", "Flat (exact)"), ("hnsw", "HNSW"), ("ivfpq", "IVF-PQ")]
+        choices=[
+            ("auto", "Automatic (by corpus size)"),
+            ("flat", "Flat (exact)"),
+            ("hnsw", "HNSW"),
+            ("ivfpq", "IVF-PQ"),
+        ]
     )
     hnsw_m = forms.IntegerField(required=False, min_value=2, max_value=256, label="HNSW M", initial=32)
     ef_construction = forms.IntegerField(required=False, min_value=2, label="HNSW efConstruction", initial=80)
@@ -89,7 +96,9 @@ class IndexBuildForm(forms.Form):
 
         super().__init__(*args, **kwargs)
         self.fields["corpus"].queryset = project.corpora.all()
-        self.fields["encoder"].queryset = ModelVersion.objects.filter(project=project, kind=ModelVersion.Kind.BI_ENCODER)
+        self.fields["encoder"].queryset = ModelVersion.objects.filter(
+            project=project, kind=ModelVersion.Kind.BI_ENCODER
+        )
 
     def index_params(self) -> dict[str, int]:
         names = self.TYPE_FIELDS.get(self.cleaned_data["index_type"], ())

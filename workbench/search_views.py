@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
-from django.shortcuts import get_object_or_404, redirect, render
 from django.http import HttpRequest, HttpResponse
+from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_POST
 
 from workbench import indexing, searching, selectors, services
@@ -33,7 +33,9 @@ def models_page(request: HttpRequest, project: Project) -> HttpResponse:
                 return redirect("workbench:models", slug=project.slug)
     indexing.encoder_base_ensure(project=project)
     models = ModelVersion.objects.filter(project=project).select_related("base")
-    return render(request, "workbench/models.html", {"project": project, "models": models, "form": form if can_manage else None})
+    return render(
+        request, "workbench/models.html", {"project": project, "models": models, "form": form if can_manage else None}
+    )
 
 
 @project_view(Capability.VIEW)
@@ -99,7 +101,9 @@ def search_page(request: HttpRequest, project: Project) -> HttpResponse:
     }
     if request.GET.get("q", "").strip():
         try:
-            params = searching.search_params_parse(project, request.GET.dict(), default_index=searching.default_index(project))
+            params = searching.search_params_parse(
+                project, request.GET.dict(), default_index=searching.default_index(project)
+            )
             context["outcome"] = searching.search_run(project=project, user=request.user, via="ui", **params)
             context["selected_index"] = params["index"]
         except WorkbenchError as exc:

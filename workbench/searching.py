@@ -11,6 +11,7 @@ import threading
 from dataclasses import dataclass
 from typing import Any
 
+from django.conf import settings
 from django.db import connection
 from django.db.models import QuerySet
 
@@ -19,15 +20,32 @@ from workbench.errors import WorkbenchError
 from workbench.models import Document, IndexVersion, ModelVersion, Passage, Project, Query, SearchLog
 from workbench.retrieval.errors import RetrievalError
 from workbench.retrieval.rerank import CrossEncoderReranker
-from workbench.retrieval.search import MAX_K, MAX_QUERY_CHARS, SEARCH_MODES, LoadedIndex, SearchResult, evict_index, load_index
+from workbench.retrieval.search import (
+    MAX_K,
+    MAX_QUERY_CHARS,
+    SEARCH_MODES,
+    LoadedIndex,
+    SearchResult,
+    evict_index,
+    load_index,
+)
 
 FILTERS = ("tenant", "doc_type", "date_from", "date_to", "tag")
-RERANK_MAX_LENGTH = 256  # tokens per (query, passage) pair; shorter is faster, see bench/api.py
 _rerankers: dict[int, CrossEncoderReranker] = {}
 _rerankers_lock = threading.Lock()
 
 
+def torch_threads_apply() -> None:
+    """Apply TORCH_THREADS (0 keeps torch's default) before the first model runs in this process."""
+    if settings.TORCH_THREADS > 0:
+        import torch
+
+        if torch.get_num_threads() != settings.TORCH_THREADS:
+            torch.set_num_threads(settings.TORCH_THREADS)
+
+
 def engine_for(index: IndexVersion) -> LoadedIndex:
+    torch_threads_apply()
     try:
         return load_index(index.path, cache_key=f"index-{index.pk}", encoder_path=index.encoder.path)
     except RetrievalError as exc:
@@ -46,7 +64,8 @@ def reranker_for(model: ModelVersion) -> CrossEncoderReranker:
             try:
                 reranker = CrossEncoderReranker(model.path)
                 # Never ask for more tokens than the model has positions for.
-                reranker.max_length = min(RERANK_MAX_LENGTH, getattr(reranker.model, "max_length", None) or 512)
+                limit = getattr(reranker.model, "max_length", None) or 512
+                reranker.max_length = min(settings.RERANK_MAX_LENGTH, limit)
                 _rerankers[model.pk] = reranker
             except RetrievalError as exc:
                 raise WorkbenchError(str(exc)) from None
@@ -86,7 +105,9 @@ def documents_filtered(index: IndexVersion, filters: dict[str, str]) -> QuerySet
         if connection.vendor == "postgresql":
             docs = docs.filter(metadata__tags__contains=[active["tag"]])
         else:  # SQLite has no JSON containment: match in Python over the (already filtered) rows
-            ids = [pk for pk, meta in docs.values_list("pk", "metadata") if active["tag"] in (meta or {}).get("tags", [])]
+            ids = [
+                pk for pk, meta in docs.values_list("pk", "metadata") if active["tag"] in (meta or {}).get("tags", [])
+            ]
             docs = docs.filter(pk__in=ids)
     return docs
 
@@ -166,9 +187,9 @@ def hits_hydrate(result: SearchResult, query: Query | None) -> list[dict[str, An
     grades: dict[int, int] = {}
     if query is not None:
         doc_ids = {p.document_id for p in passages.values()}
-        for doc_id, grade in Judgment.objects.filter(query=query, document_id__in=doc_ids, cant_judge=False).values_list(
-            "document_id", "grade"
-        ):
+        for doc_id, grade in Judgment.objects.filter(
+            query=query, document_id__in=doc_ids, cant_judge=False
+        ).values_list("document_id", "grade"):
             grades[doc_id] = max(grade, grades.get(doc_id, 0))
     out = []
     for rank, hit in enumerate(result.hits, start=1):
@@ -215,7 +236,9 @@ def search_params_parse(project: Project, data: dict[str, Any], *, default_index
             raise WorkbenchError("No index to search: build one on the Indexes page first.")
         index = default_index
     else:
-        index = IndexVersion.objects.filter(project=project, pk=number("index", 0, int)).select_related("encoder").first()
+        index = (
+            IndexVersion.objects.filter(project=project, pk=number("index", 0, int)).select_related("encoder").first()
+        )
         if index is None:
             raise WorkbenchError(f"No index {index_id} in this project.")
     reranker = None
@@ -243,4 +266,6 @@ def search_params_parse(project: Project, data: dict[str, Any], *, default_index
 
 
 def default_index(project: Project) -> IndexVersion | None:
-    return IndexVersion.objects.filter(project=project).select_related("encoder", "corpus").order_by("-created_at").first()
+    return (
+        IndexVersion.objects.filter(project=project).select_related("encoder", "corpus").order_by("-created_at").first()
+    )

@@ -109,5 +109,7 @@ def latency_stats(project: Project, *, window: str = "24h", limit: int = 50_000)
             if values.size:
                 p50, p95, p99 = np.percentile(values, [50, 95, 99])
                 stages.append({"stage": stage, "n": int(values.size), "p50": p50, "p95": p95, "p99": p99})
-        rows.append({"index_id": index_id, "index": names.get(index_id, f"#{index_id}"), "n": len(timings), "stages": stages})
+        rows.append(
+            {"index_id": index_id, "index": names.get(index_id, f"#{index_id}"), "n": len(timings), "stages": stages}
+        )
     return rows

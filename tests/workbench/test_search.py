@@ -43,7 +43,7 @@ def built(scifact_dir, tiny_models, eager_celery, django_capture_on_commit_callb
 
 
 def test_index_build_records_a_version_with_manifest(built) -> None:  # type: ignore[no-untyped-def]
-    project, _, corpus, encoder, index = built
+    _, _, corpus, encoder, index = built
     assert index.number == 1 and index.encoder == encoder and index.index_type == "flat"
     assert index.passage_count == corpus.passages.count()
     assert Path(index.path, "manifest.json").is_file()
@@ -76,7 +76,9 @@ def test_bad_index_parameters_are_refused_without_a_job(built) -> None:  # type:
         )  # fmt: skip
     empty = make_corpus(project, name="empty")
     with pytest.raises(WorkbenchError, match="has no passages"):
-        indexing.index_build_start(project=project, corpus=empty, encoder=encoder, index_type="auto", params={}, user=lead)
+        indexing.index_build_start(
+            project=project, corpus=empty, encoder=encoder, index_type="auto", params={}, user=lead
+        )
     assert Job.objects.filter(kind="index_build").count() == 1
 
 
@@ -95,12 +97,14 @@ def test_search_page_shows_ranked_results_judgments_and_timings(client, built) -
 
 
 def test_search_page_escapes_document_text(client, built) -> None:  # type: ignore[no-untyped-def]
-    project, _, corpus, _, index = built
+    project, _, corpus, _, _ = built
     passage = corpus.passages.first()
     passage.text = "<script>alert('x')</script> cells"
     passage.save()
     client.force_login(project.memberships.get(role=Role.ANNOTATOR).user)
-    html = client.get(reverse("workbench:search", kwargs={"slug": project.slug}), {"q": "<b>cells</b>", "mode": "bm25", "k": 100}).content.decode()
+    html = client.get(
+        reverse("workbench:search", kwargs={"slug": project.slug}), {"q": "<b>cells</b>", "mode": "bm25", "k": 100}
+    ).content.decode()
     assert "<script>alert" not in html and "<b>cells" not in html
 
 
@@ -158,22 +162,25 @@ def test_api_auth_and_membership(client, built) -> None:  # type: ignore[no-unty
 
 
 def test_filters_restrict_results(client, built) -> None:  # type: ignore[no-untyped-def]
-    project, lead, corpus, _, index = built
+    project, lead, corpus, _, _ = built
     doc = corpus.documents.order_by("id").first()
     doc.tenant = "acme"
     doc.save()
     key = services.api_token_create(user=lead, name="ci")
     body = client.get(
-        reverse("api:search", kwargs={"slug": project.slug}), {"q": doc.title, "tenant": "acme", "k": 10, "mode": "dense"},
+        reverse("api:search", kwargs={"slug": project.slug}),
+        {"q": doc.title, "tenant": "acme", "k": 10, "mode": "dense"},
         HTTP_AUTHORIZATION=f"Token {key}",
-    ).json()  # fmt: skip
+    ).json()
     assert body["results"] and {r["document_id"] for r in body["results"]} == {doc.external_id}
 
 
 def test_latency_page_percentiles(client, built) -> None:  # type: ignore[no-untyped-def]
     project, lead, _, _, index = built
     for ms in range(1, 101):
-        SearchLog.objects.create(project=project, index=index, mode="dense", timings_ms={"embed": ms, "total": ms}, total_ms=ms)
+        SearchLog.objects.create(
+            project=project, index=index, mode="dense", timings_ms={"embed": ms, "total": ms}, total_ms=ms
+        )
     client.force_login(lead)
     html = client.get(reverse("workbench:latency", kwargs={"slug": project.slug})).content.decode()
     assert "100 searches" in html and "50.50" in html and "95.05" in html
@@ -197,7 +204,7 @@ def test_untrained_cross_encoder_is_not_offered(client, built, tiny_models) -> N
 
 
 def test_reranking_through_api(client, built, tiny_models) -> None:  # type: ignore[no-untyped-def]
-    project, lead, _, _, index = built
+    project, lead, _, _, _ = built
     ce = indexing.model_register(project=project, path=str(tiny_models["cross"]), name="ce", user=lead)
     key = services.api_token_create(user=lead, name="ci")
     body = client.get(
@@ -206,5 +213,3 @@ def test_reranking_through_api(client, built, tiny_models) -> None:  # type: ign
     ).json()  # fmt: skip
     assert body["reranker"] == "ce" and body["timings_ms"]["rerank"] > 0
     assert all(r["scores"]["rerank"] is not None for r in body["results"])
-
-

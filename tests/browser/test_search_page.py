@@ -1,0 +1,38 @@
+from __future__ import annotations
+
+import pytest
+
+from tests.browser.conftest import login
+from tests.factories import PASSWORD, make_corpus, make_project
+from workbench import indexing
+from workbench.imports import beir_import
+from workbench.models import IndexVersion, Role
+from workbench.retrieval.testing import build_tiny_encoder
+
+pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
+
+
+def test_search_shows_ranked_results_with_timings(page, live_server, scifact_dir, tmp_path, eager_celery) -> None:  # type: ignore[no-untyped-def]
+    project = make_project(reader=Role.ANNOTATOR, lead=Role.ML_LEAD)
+    lead = project.memberships.get(role=Role.ML_LEAD).user
+    corpus = make_corpus(project)
+    beir_import(project=project, corpus=corpus, folder=scifact_dir, user=lead)
+    encoder = indexing.model_register(
+        project=project, path=str(build_tiny_encoder(tmp_path / "enc")), name="tiny", user=lead
+    )
+    indexing.index_build_start(project=project, corpus=corpus, encoder=encoder, index_type="flat", params={}, user=lead)
+    assert IndexVersion.objects.count() == 1
+
+    login(page, live_server, "reader", PASSWORD)
+    page.goto(f"{live_server.url}/p/{project.slug}/search/")
+    query = project.queries.filter(judgments__isnull=False).first()
+    page.fill("input[name=q]", query.text)
+    page.select_option("select[name=mode]", "hybrid")
+    page.keyboard.press("Enter")
+    page.wait_for_selector("[data-testid=timings]")
+    timings = page.locator("[data-testid=timings]").inner_text()
+    assert "results from" in timings and "embed" in timings and "total" in timings
+    results = page.locator("ol.results > li.passage")
+    assert results.count() == 10
+    assert f"known query {query.external_id}" in timings
+    assert "q=" in page.url  # htmx pushed the search into the address bar: the page is linkable
