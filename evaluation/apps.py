@@ -6,3 +6,7 @@ from django.apps import AppConfig
 class EvaluationConfig(AppConfig):
     name = "evaluation"
     default_auto_field = "django.db.models.BigAutoField"
+
+    def ready(self) -> None:
+        # Registers the evaluation job kind, so web processes can create evaluation jobs.
+        from evaluation import tasks  # noqa: F401

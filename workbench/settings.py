@@ -130,9 +130,10 @@ if CELERY_BROKER_URL.startswith("filesystem://"):
         "data_folder_in": str(_broker_dir / "queue"),
         "data_folder_out": str(_broker_dir / "queue"),
         "processed_folder": str(_broker_dir / "processed"),
+        "control_folder": str(_broker_dir / "control"),  # default is ./control in the working directory
         "store_processed": False,
     }
-    for _d in ("queue", "processed"):
+    for _d in ("queue", "processed", "control"):
         (_broker_dir / _d).mkdir(parents=True, exist_ok=True)
 # Users see job state in Job rows, never in the result backend.
 CELERY_TASK_IGNORE_RESULT = True
@@ -151,7 +152,11 @@ LOGGING = {
     "disable_existing_loggers": False,
     "handlers": {"console": {"class": "logging.StreamHandler"}},
     "root": {"handlers": ["console"], "level": os.environ.get("LOG_LEVEL", "INFO")},
-    "loggers": {"django.db.backends": {"level": "WARNING"}},
+    "loggers": {
+        "django.db.backends": {"level": "WARNING"},
+        "faiss.loader": {"level": "WARNING"},  # it narrates every CPU-feature probe at INFO
+        "kombu.connection": {"level": "ERROR"},  # "no hostname" is expected with the filesystem broker
+    },
 }
 
 for _d in (VAR_DIR, ARTIFACTS_DIR, UPLOAD_DIR):

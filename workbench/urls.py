@@ -48,5 +48,6 @@ urlpatterns = [
     path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("accounts/tokens/", search_views.tokens_page, name="tokens"),
     path("api/", include((api_patterns, "api"))),
+    path("", include("evaluation.urls")),
     path("", include((app_patterns, "workbench"))),
 ]

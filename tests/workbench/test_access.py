@@ -6,6 +6,7 @@ import pytest
 from django.test import Client
 from django.urls import get_resolver, reverse
 
+from tests.evaluation.factories import make_finished_eval
 from tests.factories import PASSWORD, make_corpus, make_project, make_user
 from workbench.models import Document, IndexVersion, Job, Membership, ModelVersion, Role
 from workbench.roles import ROLES_FOR, Capability
@@ -38,6 +39,15 @@ URLS: dict[str, tuple[Capability, str]] = {
     "api:search": (Capability.SEARCH, "get"),
     "api:indexes": (Capability.VIEW, "get"),
     "api:models": (Capability.VIEW, "get"),
+    "evaluation:list": (Capability.VIEW, "get"),
+    "evaluation:new": (Capability.RUN_JOBS, "get"),
+    "evaluation:compare": (Capability.VIEW, "get"),
+    "evaluation:detail": (Capability.VIEW, "get"),
+    "evaluation:query": (Capability.VIEW, "get"),
+    "evaluation:report_json": (Capability.VIEW, "get"),
+    "evaluation:report_csv": (Capability.VIEW, "get"),
+    "evaluation:unjudged_csv": (Capability.VIEW, "get"),
+    "evaluation:run_file": (Capability.VIEW, "get"),
 }
 
 
@@ -69,6 +79,9 @@ def world():  # type: ignore[no-untyped-def]
         project=project, name="enc", kind="bi_encoder", source="registered", path="/x"
     )
     make_user("outsider")
+    evaluation = make_finished_eval(project)  # read-only pages: one finished evaluation serves every caller
+    eval_config = evaluation.configs.first()
+    eval_query = project.queries.get(external_id=eval_config.results["metrics"]["qids"][0])
 
     def targets() -> dict:
         """Fresh objects for each caller: allowed deletes must not leave the next role a 404."""
@@ -91,6 +104,12 @@ def world():  # type: ignore[no-untyped-def]
             "member_remove": {"pk": victim.pk},
             "index": {"pk": index.pk},
             "index_delete": {"pk": index.pk},
+            "detail": {"pk": evaluation.pk},
+            "query": {"pk": evaluation.pk, "query_pk": eval_query.pk},
+            "report_json": {"pk": evaluation.pk},
+            "report_csv": {"pk": evaluation.pk},
+            "unjudged_csv": {"pk": evaluation.pk},
+            "run_file": {"pk": evaluation.pk, "config_pk": eval_config.pk},
         }
 
     return project, other, targets
