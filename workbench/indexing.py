@@ -149,7 +149,7 @@ def index_build_run(*, job: Job, report: JobReporter) -> dict:
     """Body of the index build job: embed, build FAISS + BM25 atomically, then record the IndexVersion."""
     from workbench.searching import torch_threads_apply
 
-    torch_threads_apply()
+    torch_threads_apply(settings.TORCH_THREADS)
     corpus = Corpus.objects.get(pk=job.params["corpus_id"], project=job.project)
     encoder = ModelVersion.objects.get(pk=job.params["encoder_id"], project=job.project)
     passages, corpus_version = _corpus_passages(corpus)

@@ -11,6 +11,7 @@ import threading
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
 from django.conf import settings
 from django.db import connection
 from django.db.models import QuerySet
@@ -35,17 +36,20 @@ _rerankers: dict[int, CrossEncoderReranker] = {}
 _rerankers_lock = threading.Lock()
 
 
-def torch_threads_apply() -> None:
-    """Apply TORCH_THREADS (0 keeps torch's default) before the first model runs in this process."""
-    if settings.TORCH_THREADS > 0:
-        import torch
+def torch_threads_apply(n: int) -> None:
+    """Set torch's CPU threads for what this process does next (0: all cores). Workers run one task at a time, so
+    switching between batch work and query-time work is safe."""
+    import os
 
-        if torch.get_num_threads() != settings.TORCH_THREADS:
-            torch.set_num_threads(settings.TORCH_THREADS)
+    import torch
+
+    wanted = n if n > 0 else (os.cpu_count() or 1)
+    if torch.get_num_threads() != wanted:
+        torch.set_num_threads(wanted)
 
 
 def engine_for(index: IndexVersion) -> LoadedIndex:
-    torch_threads_apply()
+    torch_threads_apply(settings.SEARCH_TORCH_THREADS)
     try:
         return load_index(index.path, cache_key=f"index-{index.pk}", encoder_path=index.encoder.path)
     except RetrievalError as exc:
@@ -56,7 +60,21 @@ def engine_cache_drop(index_id: int) -> None:
     evict_index(f"index-{index_id}")
 
 
-def reranker_for(model: ModelVersion) -> CrossEncoderReranker:
+class _ThreadedReranker:
+    """Scores with its own torch thread count: a batch of pairs uses the cores a single query encoding should not."""
+
+    def __init__(self, inner: CrossEncoderReranker, threads: int) -> None:
+        self.inner, self.threads = inner, threads
+
+    def score(self, query: str, passages: list[str]) -> np.ndarray:
+        torch_threads_apply(self.threads)
+        try:
+            return self.inner.score(query, passages)
+        finally:
+            torch_threads_apply(settings.SEARCH_TORCH_THREADS)
+
+
+def reranker_for(model: ModelVersion) -> _ThreadedReranker:
     if model.kind != ModelVersion.Kind.CROSS_ENCODER:
         raise WorkbenchError(f"{model.name} is not a cross-encoder.")
     with _rerankers_lock:
@@ -64,12 +82,12 @@ def reranker_for(model: ModelVersion) -> CrossEncoderReranker:
             try:
                 reranker = CrossEncoderReranker(model.path)
                 # Never ask for more tokens than the model has positions for.
-                limit = getattr(reranker.model, "max_length", None) or 512
+                limit = getattr(reranker.model, "max_seq_length", None) or 512
                 reranker.max_length = min(settings.RERANK_MAX_LENGTH, limit)
                 _rerankers[model.pk] = reranker
             except RetrievalError as exc:
                 raise WorkbenchError(str(exc)) from None
-        return _rerankers[model.pk]
+        return _ThreadedReranker(_rerankers[model.pk], settings.RERANK_TORCH_THREADS)
 
 
 def rerankers_offered(project: Project) -> QuerySet[ModelVersion]:

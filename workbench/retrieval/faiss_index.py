@@ -227,8 +227,13 @@ class DenseIndex:
         if wanted.size == 0 or len(self) == 0:
             return np.empty(0, dtype=np.int64)
         if self._sorted is None:
-            order = np.argsort(self.ids, kind="stable")
-            self._sorted = (order, np.asarray(self.ids)[order])
+            ids = np.asarray(self.ids)
+            # Database ids usually arrive ascending: then no argsort (and no copy of a memory-mapped array) is needed.
+            if np.all(ids[:-1] <= ids[1:]):
+                self._sorted = (np.arange(len(ids)), ids)
+            else:
+                order = np.argsort(ids, kind="stable")
+                self._sorted = (order, ids[order])
         order, sorted_ids = self._sorted
         pos = np.clip(np.searchsorted(sorted_ids, wanted), 0, len(sorted_ids) - 1)
         found = sorted_ids[pos] == wanted
