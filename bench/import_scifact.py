@@ -1,6 +1,7 @@
 """Benchmark: import and chunk the whole SciFact corpus (BEIR folder → documents, passages, queries, judgments).
 
-Prints JSON and writes bench/results/import_scifact.json. Uses a throwaway SQLite database unless DATABASE_URL is set.
+Prints JSON and writes bench/results/import_scifact.json. Uses a throwaway SQLite database unless DATABASE_URL is set
+(then it writes import_scifact-postgresql.json; give it an empty database).
 Run: .venv/bin/python bench/import_scifact.py
 """
 
@@ -69,7 +70,8 @@ def main() -> dict:
         "peak_rss_mb": round(peak_mb, 1),
         "machine": machine_info(),
     }
-    out = ROOT / "bench" / "results" / "import_scifact.json"
+    suffix = "" if connection.vendor == "sqlite" else f"-{connection.vendor}"
+    out = ROOT / "bench" / "results" / f"import_scifact{suffix}.json"
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(figures, indent=2) + "\n")
     print(json.dumps(figures, indent=2))
