@@ -14,7 +14,6 @@ Run: .venv/bin/python bench/baselines.py
 
 from __future__ import annotations
 
-import os
 import sys
 import tempfile
 import time
@@ -85,9 +84,7 @@ def main() -> None:
             rows["dense" + suffix] = evaluate(index, qrels, queries, mode="dense")
             rows["dense" + suffix]["published_ndcg@10"] = PUBLISHED_NDCG10["dense"]
             for alpha in (0.3, 0.5, 0.7):
-                rows[f"hybrid_rrf_alpha{alpha}" + suffix] = evaluate(
-                    index, qrels, queries, mode="hybrid", alpha=alpha
-                )
+                rows[f"hybrid_rrf_alpha{alpha}" + suffix] = evaluate(index, qrels, queries, mode="hybrid", alpha=alpha)
     result = {
         "benchmark": "baselines",
         "machine": machine_info(),

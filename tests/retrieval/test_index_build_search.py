@@ -124,7 +124,7 @@ def test_precomputed_embeddings_and_explicit_type(tiny_encoder_path: Path, tmp_p
         "index_type": "hnsw",
         "hnsw_m": 8,
         "ef_construction": 16,
-        "ef_search": 96,
+        "ef_search": 256,
     }
     assert manifest["parameters"]["precision"] == "precomputed"
     loaded = LoadedIndex(tmp_path / "hnsw")
