@@ -24,14 +24,15 @@ def eager_celery(settings):  # type: ignore[no-untyped-def]
 
 
 @pytest.fixture(autouse=True)
-def _isolated_dirs(request, tmp_path):  # type: ignore[no-untyped-def]
+def _isolated_dirs(request, tmp_path_factory):  # type: ignore[no-untyped-def]
     """Uploads and artifacts of each test go to its own tmp dir (Django-free suites run without pytest-django)."""
     if not request.config.pluginmanager.hasplugin("django"):
         return
     settings = request.getfixturevalue("settings")
     settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]  # fast logins in tests
-    settings.UPLOAD_DIR = tmp_path / "uploads"
-    settings.ARTIFACTS_DIR = tmp_path / "artifacts"
+    root = tmp_path_factory.mktemp("var")  # not tmp_path: tests list their own tmp_path
+    settings.UPLOAD_DIR = root / "uploads"
+    settings.ARTIFACTS_DIR = root / "artifacts"
     settings.UPLOAD_DIR.mkdir()
     settings.ARTIFACTS_DIR.mkdir()
 

@@ -1,6 +1,5 @@
-from __future__ import annotations
+"""The workbench project package and core app.
 
-# Loading the Celery app with Django makes @shared_task bind to it in web processes too.
-from workbench.celery import app as celery_app
-
-__all__ = ["celery_app"]
+The Celery app is loaded by WorkbenchConfig.ready() (and by `celery -A workbench`, which finds workbench.celery), not
+here: workbench.retrieval must stay importable without Django.
+"""

@@ -237,4 +237,4 @@ def index_version_delete(*, index: IndexVersion) -> None:
     shutil.rmtree(path, ignore_errors=True)
     from workbench.searching import engine_cache_drop
 
-    engine_cache_drop(index.pk)
+    engine_cache_drop(index)

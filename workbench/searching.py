@@ -32,7 +32,7 @@ from workbench.retrieval.search import (
 )
 
 FILTERS = ("tenant", "doc_type", "date_from", "date_to", "tag")
-_rerankers: dict[int, CrossEncoderReranker] = {}
+_rerankers: dict[tuple[int, str], CrossEncoderReranker] = {}
 _rerankers_lock = threading.Lock()
 
 
@@ -51,13 +51,18 @@ def torch_threads_apply(n: int) -> None:
 def engine_for(index: IndexVersion) -> LoadedIndex:
     torch_threads_apply(settings.SEARCH_TORCH_THREADS)
     try:
-        return load_index(index.path, cache_key=f"index-{index.pk}", encoder_path=index.encoder.path)
+        return load_index(index.path, cache_key=_cache_key(index), encoder_path=index.encoder.path)
     except RetrievalError as exc:
         raise WorkbenchError(f"{index} cannot be loaded: {exc}") from None
 
 
-def engine_cache_drop(index_id: int) -> None:
-    evict_index(f"index-{index_id}")
+def _cache_key(index: IndexVersion) -> str:
+    # The path is part of the key: ids can repeat across databases (tests, restores); directories never do.
+    return f"index-{index.pk}:{index.path}"
+
+
+def engine_cache_drop(index: IndexVersion) -> None:
+    evict_index(_cache_key(index))
 
 
 class _ThreadedReranker:
@@ -78,16 +83,17 @@ def reranker_for(model: ModelVersion) -> _ThreadedReranker:
     if model.kind != ModelVersion.Kind.CROSS_ENCODER:
         raise WorkbenchError(f"{model.name} is not a cross-encoder.")
     with _rerankers_lock:
-        if model.pk not in _rerankers:
+        key = (model.pk, model.path)
+        if key not in _rerankers:
             try:
                 reranker = CrossEncoderReranker(model.path)
                 # Never ask for more tokens than the model has positions for.
                 limit = getattr(reranker.model, "max_seq_length", None) or 512
                 reranker.max_length = min(settings.RERANK_MAX_LENGTH, limit)
-                _rerankers[model.pk] = reranker
+                _rerankers[key] = reranker
             except RetrievalError as exc:
                 raise WorkbenchError(str(exc)) from None
-        return _ThreadedReranker(_rerankers[model.pk], settings.RERANK_TORCH_THREADS)
+        return _ThreadedReranker(_rerankers[key], settings.RERANK_TORCH_THREADS)
 
 
 def rerankers_offered(project: Project) -> QuerySet[ModelVersion]:
