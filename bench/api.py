@@ -154,19 +154,27 @@ def rerank_scaling(index: IndexVersion, reranker: ModelVersion, queries: list[st
     engine = engine_for(index)
     candidates = [engine.texts_for(engine.search(q, mode="hybrid", k=RERANK_TOP_N).passage_ids) for q in queries]
     rows = []
-    for max_length in (64, 128, 192, 256):
-        rr = CrossEncoderReranker(reranker.path, max_length=max_length, batch_size=RERANK_TOP_N)
-        rr.score(queries[0], candidates[0])  # warm-up
-        t0 = time.perf_counter()
-        times = []
-        for q, texts in zip(queries, candidates, strict=True):
-            t = time.perf_counter()
-            rr.score(q, texts)
-            times.append((time.perf_counter() - t) * 1000)
-        total = time.perf_counter() - t0
-        pairs = sum(len(c) for c in candidates)
-        rows.append({"max_length": max_length, "pairs_per_s": round(pairs / total, 1),
-                     "ms_per_query_top50": round(statistics.median(times), 1)})  # fmt: skip
+    for precision in ("float32", "bfloat16"):
+        for max_length in (64, 128, 256):
+            rr = CrossEncoderReranker(reranker.path, max_length=max_length, batch_size=RERANK_TOP_N, precision=precision)
+            reference = rr.score(queries[0], candidates[0])  # warm-up
+            t0 = time.perf_counter()
+            times = []
+            for q, texts in zip(queries, candidates, strict=True):
+                t = time.perf_counter()
+                rr.score(q, texts)
+                times.append((time.perf_counter() - t) * 1000)
+            total = time.perf_counter() - t0
+            pairs = sum(len(c) for c in candidates)
+            rows.append(
+                {
+                    "precision": precision,
+                    "max_length": max_length,
+                    "pairs_per_s": round(pairs / total, 1),
+                    "ms_per_query_top50_p50": round(statistics.median(times), 1),
+                    "scores_first_query": [round(float(x), 4) for x in reference[:3]],
+                }
+            )
     return rows
 
 
