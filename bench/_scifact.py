@@ -1,6 +1,6 @@
 """SciFact (BEIR layout) loading and cached MiniLM embeddings shared by the retrieval benchmarks.
 
-Dataset directory: ``$SCIFACT_DIR`` (default /work/shared/datasets/scifact). Documents are ``title + " " + text``
+Dataset directory: ``$SCIFACT_DIR`` (default ../shared/datasets/scifact beside the repository). Documents are ``title + " " + text``
 (the BEIR convention). Embeddings are cached in ``bench/.cache/`` (gitignored), keyed by the encoder's fingerprint,
 the corpus file and the precision, so every bench embeds the 5,183 abstracts at most once (~3-4 min on 2 cores).
 """
@@ -35,7 +35,7 @@ CACHE_DIR = ROOT / "bench" / ".cache"
 
 def scifact_dir() -> Path:
     """The SciFact directory (``$SCIFACT_DIR`` or the shared default); exits with a message if it is missing."""
-    d = Path(os.environ.get("SCIFACT_DIR", "/work/shared/datasets/scifact"))
+    d = Path(os.environ.get("SCIFACT_DIR", ROOT.parent / "shared" / "datasets" / "scifact"))
     if not (d / "corpus.jsonl").is_file():
         sys.exit(f"SciFact not found in {d}: set SCIFACT_DIR to a BEIR-layout scifact directory")
     return d

@@ -83,13 +83,16 @@ class IndexBuildForm(forms.Form):
         ]
     )
     hnsw_m = forms.IntegerField(required=False, min_value=2, max_value=256, label="HNSW M", initial=32)
-    ef_construction = forms.IntegerField(required=False, min_value=2, label="HNSW efConstruction", initial=80)
-    ef_search = forms.IntegerField(required=False, min_value=1, label="HNSW efSearch", initial=96)
+    ef_construction = forms.IntegerField(required=False, min_value=2, label="HNSW efConstruction", initial=128)
+    ef_search = forms.IntegerField(required=False, min_value=1, label="HNSW efSearch", initial=256)
     nlist = forms.IntegerField(required=False, min_value=1, label="IVF nlist", initial=1024)
     pq_m = forms.IntegerField(required=False, min_value=1, label="PQ m (bytes per vector)", initial=48)
-    nprobe = forms.IntegerField(required=False, min_value=1, label="IVF nprobe", initial=32)
+    nprobe = forms.IntegerField(required=False, min_value=1, label="IVF nprobe", initial=64)
+    refine = forms.IntegerField(
+        required=False, min_value=0, label="Refine (re-rank refine×k PQ candidates exactly; 0 = off)", initial=8
+    )
 
-    TYPE_FIELDS = {"hnsw": ("hnsw_m", "ef_construction", "ef_search"), "ivfpq": ("nlist", "pq_m", "nprobe")}
+    TYPE_FIELDS = {"hnsw": ("hnsw_m", "ef_construction", "ef_search"), "ivfpq": ("nlist", "pq_m", "nprobe", "refine")}
 
     def __init__(self, *args, project: Project, **kwargs) -> None:  # type: ignore[no-untyped-def]
         from workbench.models import ModelVersion
