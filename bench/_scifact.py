@@ -1,8 +1,9 @@
 """SciFact (BEIR layout) loading and cached MiniLM embeddings shared by the retrieval benchmarks.
 
-Dataset directory: ``$SCIFACT_DIR`` (default ../shared/datasets/scifact beside the repository). Documents are ``title + " " + text``
-(the BEIR convention). Embeddings are cached in ``bench/.cache/`` (gitignored), keyed by the encoder's fingerprint,
-the corpus file and the precision, so every bench embeds the 5,183 abstracts at most once (~3-4 min on 2 cores).
+Dataset directory: ``$SCIFACT_DIR`` (default ../shared/datasets/scifact beside the repository).
+Documents are ``title + " " + text`` (the BEIR convention). Embeddings are cached in ``bench/.cache/`` (gitignored),
+keyed by the encoder's fingerprint, the corpus file and the precision, so every bench embeds the 5,183 abstracts at most
+once (~3-4 min on 2 cores).
 """
 
 from __future__ import annotations

@@ -156,7 +156,9 @@ def rerank_scaling(index: IndexVersion, reranker: ModelVersion, queries: list[st
     rows = []
     for precision in ("float32", "bfloat16"):
         for max_length in (64, 128, 256):
-            rr = CrossEncoderReranker(reranker.path, max_length=max_length, batch_size=RERANK_TOP_N, precision=precision)
+            rr = CrossEncoderReranker(
+                reranker.path, max_length=max_length, batch_size=RERANK_TOP_N, precision=precision
+            )
             reference = rr.score(queries[0], candidates[0])  # warm-up
             t0 = time.perf_counter()
             times = []
