@@ -19,7 +19,8 @@ def test_ml_lead_runs_an_evaluation_and_sees_metrics_comparison_and_charts(
     lead = project.memberships.get().user
     corpus = make_corpus(project)
     beir_import(project=project, corpus=corpus, folder=scifact_dir, user=lead)
-    encoder = indexing.model_register(project=project, path=str(build_tiny_encoder(tmp_path / "enc")), name="tiny", user=lead)
+    tiny = build_tiny_encoder(tmp_path / "enc")
+    encoder = indexing.model_register(project=project, path=str(tiny), name="tiny", user=lead)
     indexing.index_build_start(project=project, corpus=corpus, encoder=encoder, index_type="flat", params={}, user=lead)
     errors: list[str] = []
     page.on("pageerror", lambda exc: errors.append(str(exc)))
