@@ -9,6 +9,8 @@ import pytest
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 
+from tests.retrieval.fixtures import tiny_cross_encoder_path, tiny_encoder_path  # noqa: F401  (shared fixtures)
+
 SCIFACT = Path(os.environ.get("SCIFACT_DIR", Path(__file__).resolve().parents[2] / "shared" / "datasets" / "scifact"))
 
 

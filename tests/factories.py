@@ -53,3 +53,35 @@ def write_beir(
 
 
 ROLES = [Role.ANNOTATOR, Role.REVIEWER, Role.ML_LEAD, Role.ADMIN]
+
+
+def make_indexed_project(scifact_dir: Path, encoder_path: Path, *, as_base_encoder: bool = False, capture=None):  # type: ignore[no-untyped-def]
+    """A project (ML lead `lead`, annotator `ann`) with a SciFact slice and a Flat index built through the real job.
+
+    Celery must be eager. Inside a test transaction pass ``capture`` (pytest-django's
+    ``django_capture_on_commit_callbacks``) so the job runs at once; transactional tests run it on commit anyway.
+    ``as_base_encoder`` makes the tiny encoder stand in for the built-in MiniLM (too slow for tests).
+    Returns (project, lead, corpus, encoder, index).
+    """
+    from contextlib import nullcontext
+
+    from workbench import indexing
+    from workbench.imports import beir_import
+    from workbench.models import IndexVersion, Job
+
+    project = make_project(lead=Role.ML_LEAD, ann=Role.ANNOTATOR)
+    lead = project.memberships.get(role=Role.ML_LEAD).user
+    corpus = make_corpus(project, name="scifact")
+    beir_import(project=project, corpus=corpus, folder=scifact_dir, user=lead)
+    corpus.refresh_from_db()
+    encoder = indexing.model_register(project=project, path=str(encoder_path), name="tiny", user=lead)
+    if as_base_encoder:
+        encoder.source = "builtin"
+        encoder.save(update_fields=["source"])
+    with capture(execute=True) if capture else nullcontext():
+        job = indexing.index_build_start(
+            project=project, corpus=corpus, encoder=encoder, index_type="flat", params={}, user=lead
+        )
+    job = Job.objects.get(pk=job.pk)
+    assert job.status == "succeeded", (job.message, job.log_tail)
+    return project, lead, corpus, encoder, IndexVersion.objects.get(project=project)

@@ -3,25 +3,15 @@ from __future__ import annotations
 import pytest
 
 from tests.browser.conftest import login
-from tests.factories import PASSWORD, make_corpus, make_project
-from workbench import indexing
-from workbench.imports import beir_import
-from workbench.models import Role
-from workbench.retrieval.testing import build_tiny_encoder
+from tests.factories import PASSWORD, make_indexed_project
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
 
 def test_ml_lead_runs_an_evaluation_and_sees_metrics_comparison_and_charts(
-    page, live_server, scifact_dir, tmp_path, eager_celery
+    page, live_server, scifact_dir, tiny_encoder_path, eager_celery
 ) -> None:  # type: ignore[no-untyped-def]
-    project = make_project(lead=Role.ML_LEAD)
-    lead = project.memberships.get().user
-    corpus = make_corpus(project)
-    beir_import(project=project, corpus=corpus, folder=scifact_dir, user=lead)
-    tiny = build_tiny_encoder(tmp_path / "enc")
-    encoder = indexing.model_register(project=project, path=str(tiny), name="tiny", user=lead)
-    indexing.index_build_start(project=project, corpus=corpus, encoder=encoder, index_type="flat", params={}, user=lead)
+    project, *_ = make_indexed_project(scifact_dir, tiny_encoder_path)
     errors: list[str] = []
     page.on("pageerror", lambda exc: errors.append(str(exc)))
 

@@ -3,27 +3,19 @@ from __future__ import annotations
 import pytest
 
 from tests.browser.conftest import login
-from tests.factories import PASSWORD, make_corpus, make_project
-from workbench import indexing
-from workbench.imports import beir_import
-from workbench.models import IndexVersion, Role
-from workbench.retrieval.testing import build_tiny_encoder
+from tests.factories import PASSWORD, make_indexed_project
+from workbench.models import IndexVersion
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
 
-def test_search_shows_ranked_results_with_timings(page, live_server, scifact_dir, tmp_path, eager_celery) -> None:  # type: ignore[no-untyped-def]
-    project = make_project(reader=Role.ANNOTATOR, lead=Role.ML_LEAD)
-    lead = project.memberships.get(role=Role.ML_LEAD).user
-    corpus = make_corpus(project)
-    beir_import(project=project, corpus=corpus, folder=scifact_dir, user=lead)
-    encoder = indexing.model_register(
-        project=project, path=str(build_tiny_encoder(tmp_path / "enc")), name="tiny", user=lead
-    )
-    indexing.index_build_start(project=project, corpus=corpus, encoder=encoder, index_type="flat", params={}, user=lead)
+def test_search_shows_ranked_results_with_timings(
+    page, live_server, scifact_dir, tiny_encoder_path, eager_celery
+) -> None:  # type: ignore[no-untyped-def]
+    project, *_ = make_indexed_project(scifact_dir, tiny_encoder_path)
     assert IndexVersion.objects.count() == 1
 
-    login(page, live_server, "reader", PASSWORD)
+    login(page, live_server, "ann", PASSWORD)
     page.goto(f"{live_server.url}/p/{project.slug}/search/")
     query = project.queries.filter(judgments__isnull=False).first()
     page.fill("input[name=q]", query.text)

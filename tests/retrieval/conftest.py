@@ -7,8 +7,6 @@ import pytest
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 
-from tests.retrieval.fixtures import tiny_cross_encoder_path, tiny_encoder_path  # noqa: F401
-
 
 @pytest.fixture(scope="session", autouse=True)
 def _one_torch_thread() -> None:

@@ -8,38 +8,18 @@ from pathlib import Path
 import pytest
 from django.urls import reverse
 
-from tests.factories import make_corpus, make_project, make_user
+from tests.factories import make_corpus, make_indexed_project, make_project, make_user
 from workbench import indexing, services
 from workbench.errors import WorkbenchError
-from workbench.imports import beir_import
 from workbench.models import IndexVersion, Job, ModelVersion, Role, SearchLog
-from workbench.retrieval.testing import build_tiny_cross_encoder, build_tiny_encoder
 
 pytestmark = pytest.mark.django_db
 
 
-@pytest.fixture(scope="session")
-def tiny_models(tmp_path_factory) -> dict[str, Path]:  # type: ignore[no-untyped-def]
-    root = tmp_path_factory.mktemp("tiny-models")
-    return {"encoder": build_tiny_encoder(root / "enc"), "cross": build_tiny_cross_encoder(root / "cross")}
-
-
 @pytest.fixture
-def built(scifact_dir, tiny_models, eager_celery, django_capture_on_commit_callbacks):  # type: ignore[no-untyped-def]
+def built(scifact_dir, tiny_encoder_path, eager_celery, django_capture_on_commit_callbacks):  # type: ignore[no-untyped-def]
     """A project with a SciFact slice, a tiny registered encoder and one Flat index built through the job."""
-    project = make_project(lead=Role.ML_LEAD, ann=Role.ANNOTATOR)
-    lead = project.memberships.get(role=Role.ML_LEAD).user
-    corpus = make_corpus(project, name="scifact")
-    beir_import(project=project, corpus=corpus, folder=scifact_dir, user=lead)
-    corpus.refresh_from_db()
-    encoder = indexing.model_register(project=project, path=str(tiny_models["encoder"]), name="tiny", user=lead)
-    with django_capture_on_commit_callbacks(execute=True):
-        job = indexing.index_build_start(
-            project=project, corpus=corpus, encoder=encoder, index_type="flat", params={}, user=lead
-        )
-    job.refresh_from_db()
-    assert job.status == "succeeded", (job.message, job.log_tail)
-    return project, lead, corpus, encoder, IndexVersion.objects.get()
+    return make_indexed_project(scifact_dir, tiny_encoder_path, capture=django_capture_on_commit_callbacks)
 
 
 def test_index_build_records_a_version_with_manifest(built) -> None:  # type: ignore[no-untyped-def]
@@ -54,7 +34,7 @@ def test_index_build_records_a_version_with_manifest(built) -> None:  # type: ig
     assert "embedding" in job.log_tail or "embedded" in job.log_tail
 
 
-def test_register_rejects_non_model_and_detects_cross_encoder(tiny_models, tmp_path) -> None:  # type: ignore[no-untyped-def]
+def test_register_rejects_non_model_and_detects_cross_encoder(tiny_cross_encoder_path, tmp_path) -> None:  # type: ignore[no-untyped-def]
     project = make_project()
     (tmp_path / "junk").mkdir()
     (tmp_path / "junk" / "notes.txt").write_text("hi")
@@ -62,7 +42,7 @@ def test_register_rejects_non_model_and_detects_cross_encoder(tiny_models, tmp_p
         indexing.model_register(project=project, path=str(tmp_path / "junk"), name="junk", user=None)
     with pytest.raises(WorkbenchError, match="does not exist"):
         indexing.model_register(project=project, path=str(tmp_path / "nope"), name="nope", user=None)
-    cross = indexing.model_register(project=project, path=str(tiny_models["cross"]), name="ce", user=None)
+    cross = indexing.model_register(project=project, path=str(tiny_cross_encoder_path), name="ce", user=None)
     assert cross.kind == ModelVersion.Kind.CROSS_ENCODER
     assert not ModelVersion.objects.filter(name__in=["junk", "nope"]).exists()
 
@@ -193,9 +173,9 @@ def test_index_delete_removes_directory_and_row(client, built) -> None:  # type:
     assert response.status_code == 302 and not IndexVersion.objects.exists() and not Path(index.path).exists()
 
 
-def test_untrained_cross_encoder_is_not_offered(client, built, tiny_models) -> None:  # type: ignore[no-untyped-def]
+def test_untrained_cross_encoder_is_not_offered(client, built, tiny_cross_encoder_path) -> None:  # type: ignore[no-untyped-def]
     project, lead, _, _, _ = built
-    ce = indexing.model_register(project=project, path=str(tiny_models["cross"]), name="fresh-head", user=lead)
+    ce = indexing.model_register(project=project, path=str(tiny_cross_encoder_path), name="fresh-head", user=lead)
     ce.usable_for_search = False
     ce.save()
     client.force_login(lead)
@@ -203,9 +183,9 @@ def test_untrained_cross_encoder_is_not_offered(client, built, tiny_models) -> N
     assert "fresh-head" not in html
 
 
-def test_reranking_through_api(client, built, tiny_models) -> None:  # type: ignore[no-untyped-def]
+def test_reranking_through_api(client, built, tiny_cross_encoder_path) -> None:  # type: ignore[no-untyped-def]
     project, lead, _, _, _ = built
-    ce = indexing.model_register(project=project, path=str(tiny_models["cross"]), name="ce", user=lead)
+    ce = indexing.model_register(project=project, path=str(tiny_cross_encoder_path), name="ce", user=lead)
     key = services.api_token_create(user=lead, name="ci")
     body = client.get(
         reverse("api:search", kwargs={"slug": project.slug}),
