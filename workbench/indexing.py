@@ -22,6 +22,7 @@ from workbench.retrieval import encoders, faiss_index
 from workbench.retrieval.artifacts import remove_stale_temp_dirs
 from workbench.retrieval.errors import OperationCancelled, RetrievalError
 from workbench.retrieval.index_build import build_index
+from workbench.searching import engine_cache_drop, torch_threads_apply
 
 BASE_ENCODER_NAME = "all-MiniLM-L6-v2 (base)"
 INDEX_TYPES = ("auto", "flat", "hnsw", "ivfpq")
@@ -147,8 +148,6 @@ def _corpus_passages(corpus: Corpus) -> tuple[list[tuple[int, str]], int]:
 
 def index_build_run(*, job: Job, report: JobReporter) -> dict:
     """Body of the index build job: embed, build FAISS + BM25 atomically, then record the IndexVersion."""
-    from workbench.searching import torch_threads_apply
-
     torch_threads_apply(settings.TORCH_THREADS)
     corpus = Corpus.objects.get(pk=job.params["corpus_id"], project=job.project)
     encoder = ModelVersion.objects.get(pk=job.params["encoder_id"], project=job.project)
@@ -235,6 +234,4 @@ def index_version_delete(*, index: IndexVersion) -> None:
     with transaction.atomic():
         index.delete()
     shutil.rmtree(path, ignore_errors=True)
-    from workbench.searching import engine_cache_drop
-
     engine_cache_drop(index)

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 from typing import Any
 
+import numpy as np
 from django.db import connection
 from django.db.models import Count, Q, QuerySet
+from django.utils import timezone
 
 from labeling.models import Judgment
-from workbench.models import Corpus, Document, Job, Membership, Project, Query, QueryTag
+from workbench.models import Corpus, Document, IndexVersion, Job, Membership, Project, Query, QueryTag, SearchLog
 
 
 def projects_for_user(user: Any) -> QuerySet[Project]:
@@ -86,11 +88,6 @@ LATENCY_STAGES = ("embed", "dense", "bm25", "fuse", "rerank", "total")
 
 def latency_stats(project: Project, *, window: str = "24h", limit: int = 50_000) -> list[dict]:
     """p50/p95/p99 per stage and index version over a time window (stages that did not run are left out)."""
-    import numpy as np
-    from django.utils import timezone
-
-    from workbench.models import IndexVersion, SearchLog
-
     since = timezone.now() - timezone.timedelta(hours=LATENCY_WINDOWS.get(window, 24))
     logs = (
         SearchLog.objects.filter(project=project, created_at__gte=since)

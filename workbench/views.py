@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import tempfile
+from typing import Any
 
+from django import forms
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
 from django.core.paginator import Paginator
 from django.http import FileResponse, HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
+from django.urls import reverse
 from django.views.decorators.http import require_POST
 
 from workbench import selectors, services
@@ -123,22 +126,39 @@ def corpus_detail(request: HttpRequest, project: Project, pk: int) -> HttpRespon
     return render(request, template or "workbench/corpus.html", context)
 
 
+def _start_import(
+    request: HttpRequest, project: Project, form: forms.Form, *, kind: str, back: str, invalid: str, **options: Any
+) -> HttpResponse:
+    """Queue an import from a bound upload form: to the job page on success, back with the message otherwise."""
+    if not form.is_valid():
+        messages.error(request, invalid)
+        return redirect(back)
+    data = form.cleaned_data
+    corpus = options.pop("corpus", None) or data.get("corpus")  # from the URL (uploads) or the form (qrels)
+    try:
+        job = services.import_job_start(
+            project=project,
+            kind=kind,
+            corpus=corpus,
+            files=data["files"],
+            user=request.user,
+            options={k: v(data) if callable(v) else v for k, v in options.items()},
+        )
+    except WorkbenchError as exc:
+        messages.error(request, str(exc))
+        return redirect(back)
+    return redirect("workbench:job", slug=project.slug, pk=job.pk)
+
+
 @require_POST
 @project_view(Capability.MANAGE_DATA)
 def corpus_upload(request: HttpRequest, project: Project, pk: int) -> HttpResponse:
     corpus = get_object_or_404(Corpus, pk=pk, project=project)
     form = CorpusUploadForm(request.POST, request.FILES)
-    if not form.is_valid():
-        messages.error(request, "Choose at least one file to upload.")
-        return redirect("workbench:corpus", slug=project.slug, pk=corpus.pk)
-    try:
-        job = services.import_job_start(
-            project=project, kind="corpus", corpus=corpus, files=form.cleaned_data["files"], user=request.user
-        )
-    except WorkbenchError as exc:
-        messages.error(request, str(exc))
-        return redirect("workbench:corpus", slug=project.slug, pk=corpus.pk)
-    return redirect("workbench:job", slug=project.slug, pk=job.pk)
+    back = reverse("workbench:corpus", kwargs={"slug": project.slug, "pk": corpus.pk})
+    return _start_import(
+        request, project, form, kind="corpus", back=back, invalid="Choose at least one file to upload.", corpus=corpus
+    )
 
 
 @project_view(Capability.VIEW)
@@ -172,45 +192,31 @@ def queries(request: HttpRequest, project: Project) -> HttpResponse:
 @project_view(Capability.MANAGE_DATA)
 def queries_import(request: HttpRequest, project: Project) -> HttpResponse:
     form = QueriesImportForm(request.POST, request.FILES)
-    if form.is_valid():
-        try:
-            job = services.import_job_start(
-                project=project,
-                kind="queries",
-                files=form.cleaned_data["files"],
-                user=request.user,
-                options={"tags": form.tag_list(), "held_out": form.cleaned_data["held_out"]},
-            )
-        except WorkbenchError as exc:
-            messages.error(request, str(exc))
-        else:
-            return redirect("workbench:job", slug=project.slug, pk=job.pk)
-    else:
-        messages.error(request, "Choose a queries file to import.")
-    return redirect("workbench:queries", slug=project.slug)
+    return _start_import(
+        request,
+        project,
+        form,
+        kind="queries",
+        back=reverse("workbench:queries", kwargs={"slug": project.slug}),
+        invalid="Choose a queries file to import.",
+        tags=lambda data: form.tag_list(),
+        held_out=lambda data: data["held_out"],
+    )
 
 
 @require_POST
 @project_view(Capability.MANAGE_DATA)
 def qrels_import(request: HttpRequest, project: Project) -> HttpResponse:
     form = QrelsImportForm(request.POST, request.FILES, project=project)
-    if form.is_valid():
-        try:
-            job = services.import_job_start(
-                project=project,
-                kind="qrels",
-                corpus=form.cleaned_data["corpus"],
-                files=form.cleaned_data["files"],
-                user=request.user,
-                options={"split": form.cleaned_data["split"].strip()},
-            )
-        except WorkbenchError as exc:
-            messages.error(request, str(exc))
-        else:
-            return redirect("workbench:job", slug=project.slug, pk=job.pk)
-    else:
-        messages.error(request, "Choose a corpus and a qrels file.")
-    return redirect("workbench:queries", slug=project.slug)
+    return _start_import(
+        request,
+        project,
+        form,
+        kind="qrels",
+        back=reverse("workbench:queries", kwargs={"slug": project.slug}),
+        invalid="Choose a corpus and a qrels file.",
+        split=lambda data: data["split"].strip(),
+    )
 
 
 @project_view(Capability.MANAGE_DATA)
