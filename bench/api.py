@@ -51,11 +51,11 @@ from django.core.management import call_command  # noqa: E402
 from django.db import transaction  # noqa: E402
 
 from bench._machine import machine_info  # noqa: E402
-from workbench import indexing, services  # noqa: E402
 from workbench.demo import demo_project_ensure, demo_users_ensure  # noqa: E402
 from workbench.models import IndexVersion, ModelVersion, Project  # noqa: E402
 from workbench.retrieval.encoders import base_model_path  # noqa: E402
 from workbench.retrieval.rerank import CrossEncoderReranker  # noqa: E402
+from workbench.services import indexes, projects  # noqa: E402
 
 N_QUERIES = int(os.environ.get("BENCH_API_QUERIES", "300"))
 RERANK_TOP_N = 50
@@ -66,12 +66,12 @@ def setup() -> tuple[Project, IndexVersion, ModelVersion, str]:
     demo_users_ensure()
     print(demo_project_ensure(folder=settings.SCIFACT_DIR), file=sys.stderr)
     project = Project.objects.get(slug="scifact")
-    encoder = indexing.encoder_base_ensure(project=project)
+    encoder = indexes.encoder_base_ensure(project=project)
     index = IndexVersion.objects.filter(project=project, encoder=encoder, index_type="flat").first()
     if index is None:
         print("building the MiniLM Flat index of SciFact (a few minutes on 2 cores)...", file=sys.stderr)
         with transaction.atomic():
-            job = indexing.index_build_start(
+            job = indexes.index_build_start(
                 project=project, corpus=project.corpora.get(), encoder=encoder, index_type="flat", params={}, user=None
             )
         job.refresh_from_db()
@@ -85,11 +85,9 @@ def setup() -> tuple[Project, IndexVersion, ModelVersion, str]:
         CrossEncoder(str(base_model_path()), num_labels=1).save(str(ce_dir))
     reranker = ModelVersion.objects.filter(project=project, name="bench: MiniLM fresh head").first()
     if reranker is None:
-        reranker = indexing.model_register(
-            project=project, path=str(ce_dir), name="bench: MiniLM fresh head", user=None
-        )
+        reranker = indexes.model_register(project=project, path=str(ce_dir), name="bench: MiniLM fresh head", user=None)
     user = project.memberships.get(role="ml_lead").user
-    return project, index, reranker, services.api_token_create(user=user, name="bench")
+    return project, index, reranker, projects.api_token_create(user=user, name="bench")
 
 
 def free_port() -> int:
@@ -149,7 +147,7 @@ def run_http(url: str, token: str, queries: list[str], body: dict) -> dict:
 
 def rerank_scaling(index: IndexVersion, reranker: ModelVersion, queries: list[str]) -> list[dict]:
     """Cross-encoder cost against max length, on real top-50 candidates."""
-    from workbench.searching import engine_for
+    from workbench.services.search import engine_for
 
     engine = engine_for(index)
     candidates = [engine.texts_for(engine.search(q, mode="hybrid", k=RERANK_TOP_N).passage_ids) for q in queries]

@@ -31,8 +31,8 @@ from django.core.management import call_command  # noqa: E402
 from django.db import connection  # noqa: E402
 
 from bench._machine import machine_info  # noqa: E402
-from workbench.imports import beir_import  # noqa: E402
 from workbench.models import Corpus, Project  # noqa: E402
+from workbench.services.imports import beir_import  # noqa: E402
 
 
 def main() -> dict:

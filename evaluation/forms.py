@@ -10,7 +10,7 @@ from django.forms import formset_factory
 from evaluation.models import EvalConfig
 from evaluation.services import ALL_JUDGED, DEFAULT_DEPTH, ConfigSpec
 from workbench.models import IndexVersion, Project, QueryTag
-from workbench.searching import rerankers_offered
+from workbench.services.search import rerankers_offered
 
 CONFIG_PREFIX = "cfg"
 DEFAULT_ROWS = 4

@@ -1,8 +1,8 @@
 """Evaluation writes: start an evaluation (validate, create its rows, queue the job) and execute it.
 
 Document-level evaluation: judgments are per document, the engine ranks passages, so each configuration's passages
-are aggregated to documents by their best passage score (see ``evaluation.runner``). Qrels are the maximum grade per
-(query, document) over judgments that are not "can't judge". Every number is computed by ``evaluation.metrics``
+are aggregated to documents by their best passage score (see ``workbench.services.batch_search``). Qrels are the
+project's gold qrels (``workbench.selectors.qrels_gold``). Every number is computed by ``evaluation.metrics``
 under the semantics stored on the run.
 """
 
@@ -22,7 +22,15 @@ from django.utils import timezone
 
 from evaluation.metrics import MetricSemantics, MetricsError, evaluate_and_compare
 from evaluation.models import EvalConfig, EvalRun
-from evaluation.runner import (
+from evaluation.slicing import HARD_K, all_slices, qrels_for, qrels_hash, query_set
+from evaluation.trec import write_qrels, write_run
+from workbench.errors import WorkbenchError
+from workbench.jobs import job_create
+from workbench.models import IndexVersion, Job, ModelVersion, Project, QueryTag
+from workbench.retrieval.artifacts import atomic_directory, make_manifest, remove_stale_temp_dirs, write_manifest
+from workbench.retrieval.search import MAX_K, SEARCH_MODES
+from workbench.selectors import GOLD_RULE, judgments_counted
+from workbench.services.batch_search import (
     AGGREGATION,
     PASSAGES_PER_DOC,
     PassageDocuments,
@@ -30,15 +38,7 @@ from evaluation.runner import (
     passages_to_retrieve,
     run_config,
 )
-from evaluation.slicing import HARD_K, all_slices, qrels_for, qrels_hash, query_set
-from evaluation.trec import write_qrels, write_run
-from labeling.models import Judgment
-from workbench.errors import WorkbenchError
-from workbench.jobs import job_create
-from workbench.models import IndexVersion, Job, ModelVersion, Project, QueryTag
-from workbench.retrieval.artifacts import atomic_directory, make_manifest, remove_stale_temp_dirs, write_manifest
-from workbench.retrieval.search import MAX_K, SEARCH_MODES
-from workbench.searching import engine_for, reranker_for, rerankers_offered
+from workbench.services.search import engine_for, reranker_for, rerankers_offered
 
 JOB_KIND = "evaluation_run"
 ALL_JUDGED = "all judged queries"
@@ -101,7 +101,7 @@ def semantics_for_depth(depth: int) -> tuple[MetricSemantics, dict[str, Any], li
         "depth": depth,
         "passages_retrieved": passages_to_retrieve(depth),
         "doc_ids": "Document.external_id",
-        "qrels": "max grade per (query, document) over judgments, can't-judge excluded",
+        "qrels": GOLD_RULE,
     }
     dropped = sorted(set(base.recall_ks) - set(recall))
     notes = []
@@ -203,9 +203,7 @@ def _check_query_set(project: Project, corpus: Any, tag: QueryTag | None) -> str
     n = queries.count()
     if tag is not None and n == 0:
         raise WorkbenchError(f"The query set {label} has no queries.")
-    judged = Judgment.objects.filter(
-        project=project, query__in=queries.values("pk"), document__corpus=corpus, cant_judge=False
-    )
+    judged = judgments_counted(project=project, corpus=corpus).filter(query__in=queries.values("pk"))
     if not judged.exists():
         if tag is None:
             raise WorkbenchError(

@@ -12,8 +12,8 @@ from collections import Counter, defaultdict
 from django.db.models import QuerySet
 
 from evaluation.metrics import HARD_SLICE, Qrels, Run, hard_subset
-from labeling.models import Judgment
 from workbench.models import Corpus, Document, Project, Query, QueryTag
+from workbench.selectors import qrels_gold, queries_judged
 
 HARD_K = 10
 METADATA_FIELDS = ("tenant", "doc_type")
@@ -23,22 +23,15 @@ _CHUNK = 500
 
 
 def query_set(project: Project, corpus: Corpus, tag: QueryTag | None) -> QuerySet[Query]:
-    """The tag's queries, or every query with at least one judgment on the corpus."""
+    """The tag's queries, or every query with at least one counted judgment on the corpus."""
     if tag is not None:
         return Query.objects.filter(project=project, tags=tag).order_by("id")
-    judged = Judgment.objects.filter(project=project, document__corpus=corpus, cant_judge=False)
-    return Query.objects.filter(project=project, pk__in=judged.values("query_id")).order_by("id")
+    return queries_judged(project=project, corpus=corpus)
 
 
 def qrels_for(project: Project, corpus: Corpus, queries: QuerySet[Query]) -> dict[str, dict[str, int]]:
-    """Max grade per (query, document) over judgments that are not "can't judge"; ids are external ids."""
-    rows = Judgment.objects.filter(
-        project=project, query__in=queries.values("pk"), document__corpus=corpus, cant_judge=False
-    ).values_list("query__external_id", "document__external_id", "grade")
-    qrels: dict[str, dict[str, int]] = defaultdict(dict)
-    for qid, doc, grade in rows.iterator(chunk_size=5000):
-        qrels[qid][doc] = max(int(grade), qrels[qid].get(doc, 0))
-    return dict(qrels)
+    """The gold qrels of the query set (the core's one rule); ids are external ids."""
+    return qrels_gold(project=project, corpus=corpus, queries=queries)
 
 
 def qrels_hash(qrels: Qrels) -> str:

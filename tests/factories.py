@@ -65,21 +65,21 @@ def make_indexed_project(scifact_dir: Path, encoder_path: Path, *, as_base_encod
     """
     from contextlib import nullcontext
 
-    from workbench import indexing
-    from workbench.imports import beir_import
     from workbench.models import IndexVersion, Job
+    from workbench.services import indexes
+    from workbench.services.imports import beir_import
 
     project = make_project(lead=Role.ML_LEAD, ann=Role.ANNOTATOR)
     lead = project.memberships.get(role=Role.ML_LEAD).user
     corpus = make_corpus(project, name="scifact")
     beir_import(project=project, corpus=corpus, folder=scifact_dir, user=lead)
     corpus.refresh_from_db()
-    encoder = indexing.model_register(project=project, path=str(encoder_path), name="tiny", user=lead)
+    encoder = indexes.model_register(project=project, path=str(encoder_path), name="tiny", user=lead)
     if as_base_encoder:
         encoder.source = "builtin"
         encoder.save(update_fields=["source"])
     with capture(execute=True) if capture else nullcontext():
-        job = indexing.index_build_start(
+        job = indexes.index_build_start(
             project=project, corpus=corpus, encoder=encoder, index_type="flat", params={}, user=lead
         )
     job = Job.objects.get(pk=job.pk)

@@ -2,7 +2,18 @@ from __future__ import annotations
 
 from django.contrib import admin
 
-from workbench.models import Corpus, Document, ImportRecord, Job, Membership, Passage, Project, Query, QueryTag
+from workbench.models import (
+    Corpus,
+    Document,
+    ImportRecord,
+    Job,
+    Judgment,
+    Membership,
+    Passage,
+    Project,
+    Query,
+    QueryTag,
+)
 
 
 class MembershipInline(admin.TabularInline):
@@ -66,3 +77,10 @@ class ImportRecordAdmin(admin.ModelAdmin):
 class JobAdmin(admin.ModelAdmin):
     list_display = ["id", "kind", "project", "status", "progress", "created_by", "created_at"]
     list_filter = ["status", "kind"]
+
+
+@admin.register(Judgment)
+class JudgmentAdmin(admin.ModelAdmin):
+    list_display = ["query", "document", "grade", "source", "split", "annotator", "created_at"]
+    list_filter = ["source", "split", "grade"]
+    raw_id_fields = ["query", "document", "passage", "import_record"]

@@ -18,11 +18,11 @@ from django.middleware.csrf import CsrfViewMiddleware
 from django.utils import timezone
 from django.views.decorators.csrf import csrf_exempt
 
-from workbench import searching
 from workbench.access import resolve_project
 from workbench.errors import WorkbenchError
 from workbench.models import ApiToken, IndexVersion, ModelVersion, Project
 from workbench.roles import Capability
+from workbench.services import search as search_service
 
 MAX_BODY_BYTES = 1_000_000
 
@@ -101,8 +101,10 @@ def _params(request: HttpRequest) -> dict[str, Any]:
 def search(request: HttpRequest, project: Project) -> JsonResponse:
     if request.method not in {"GET", "POST"}:
         return _error("use GET or POST", 405)
-    params = searching.search_params_parse(project, _params(request), default_index=searching.default_index(project))
-    outcome = searching.search_run(project=project, user=request.api_user, via="api", **params)  # type: ignore[attr-defined]
+    params = search_service.search_params_parse(
+        project, _params(request), default_index=search_service.default_index(project)
+    )
+    outcome = search_service.search_run(project=project, user=request.api_user, via="api", **params)  # type: ignore[attr-defined]
     result = outcome.result
     return JsonResponse(
         {

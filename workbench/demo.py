@@ -10,8 +10,8 @@ from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.db import transaction
 
-from workbench.imports import beir_import
 from workbench.models import Corpus, Membership, Project, Role
+from workbench.services.imports import beir_import
 
 DEMO_SLUG = "scifact"
 DEMO_USERS = {"annotator": Role.ANNOTATOR, "reviewer": Role.REVIEWER, "mllead": Role.ML_LEAD, "admin": Role.ADMIN}

@@ -1,4 +1,5 @@
-"""Core data: projects and roles, corpora/documents/passages, queries and their tags, imports, background jobs."""
+"""Core data: projects and roles, corpora/documents/passages, queries and their tags, judgments, imports, jobs,
+model and index versions."""
 
 from __future__ import annotations
 
@@ -13,18 +14,51 @@ class Role(models.TextChoices):
     ADMIN = "admin", "Admin"
 
 
+DEFAULT_GRADE_LABELS = ["not relevant", "related", "relevant", "highly relevant"]
+
+
+def default_grade_labels() -> list[str]:
+    return list(DEFAULT_GRADE_LABELS)
+
+
 class Project(models.Model):
     name = models.CharField(max_length=200)
     slug = models.SlugField(max_length=80, unique=True)
     description = models.TextField(blank=True)
+    # The relevance grade scale belongs to the project (collections are graded 0-1, 0-2, 0-3, 0-4 ...).
+    grade_min = models.SmallIntegerField(default=0)
+    grade_max = models.SmallIntegerField(default=3)
+    grade_labels = models.JSONField(
+        default=default_grade_labels, blank=True, help_text="One label per grade, lowest first."
+    )
+    relevance_threshold = models.SmallIntegerField(
+        default=1, help_text="Lowest grade that counts as relevant for binary metrics (recall, MRR, MAP)."
+    )
     created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+")
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
         ordering = ["name"]
+        constraints = [
+            models.CheckConstraint(condition=models.Q(grade_max__gt=models.F("grade_min")), name="grade_scale_ordered"),
+            models.CheckConstraint(
+                condition=models.Q(relevance_threshold__gt=models.F("grade_min"))
+                & models.Q(relevance_threshold__lte=models.F("grade_max")),
+                name="relevance_threshold_within_scale",
+            ),
+        ]
 
     def __str__(self) -> str:
         return self.name
+
+    @property
+    def grades(self) -> list[tuple[int, str]]:
+        """(grade, label) for every grade of the scale, lowest first."""
+        labels = list(self.grade_labels or [])
+        return [
+            (g, labels[i] if i < len(labels) else str(g))
+            for i, g in enumerate(range(self.grade_min, self.grade_max + 1))
+        ]
 
 
 class Membership(models.Model):
@@ -155,6 +189,54 @@ class ImportRecord(models.Model):
 
     class Meta:
         ordering = ["-created_at"]
+
+
+class Judgment(models.Model):
+    """A raw relevance fact of any source: imported qrels, an annotator's grade, an adjudicated gold grade.
+
+    The gold grade of a (query, document) is derived from these by one rule (``workbench.selectors.qrels_gold``);
+    the judging workflow (campaigns, assignments, adjudication) lives in the labeling app and writes these rows.
+    """
+
+    class Source(models.TextChoices):
+        IMPORTED = "imported", "Imported"
+        ANNOTATOR = "annotator", "Annotator"
+        ADJUDICATED = "adjudicated", "Adjudicated"
+
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="judgments")
+    query = models.ForeignKey(Query, on_delete=models.CASCADE, related_name="judgments")
+    # Judgments are per document (BEIR qrels); a passage and evidence spans make them finer where known.
+    document = models.ForeignKey(Document, on_delete=models.CASCADE, related_name="judgments")
+    passage = models.ForeignKey(Passage, null=True, blank=True, on_delete=models.CASCADE, related_name="judgments")
+    # Within the project's grade scale (checked by the services that write judgments).
+    grade = models.SmallIntegerField()
+    source = models.CharField(max_length=12, choices=Source.choices)
+    # Name of the qrels split an imported judgment came from (e.g. "train", "test"), so exports recreate the files.
+    split = models.CharField(max_length=100, blank=True)
+    annotator = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL)
+    evidence = models.JSONField(
+        default=list, blank=True, help_text="Character spans [[start, end], ...] in the passage."
+    )
+    cant_judge = models.BooleanField(default=False)
+    explanation = models.TextField(blank=True)
+    seconds = models.FloatField(null=True, blank=True)
+    import_record = models.ForeignKey("ImportRecord", null=True, blank=True, on_delete=models.SET_NULL)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["query", "document", "split"],
+                condition=models.Q(source="imported"),
+                name="one_imported_judgment_per_pair_and_split",
+            ),
+        ]
+        indexes = [models.Index(fields=["project", "query"], name="judgment_project_query_idx")]
+        ordering = ["query_id", "document_id"]
+
+    def __str__(self) -> str:
+        return f"{self.query.external_id} / {self.document.external_id}: {self.grade}"
 
 
 class Job(models.Model):

@@ -8,12 +8,15 @@ from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_POST
 
-from workbench import indexing, searching, selectors, services
+from workbench import selectors
 from workbench.access import project_view
 from workbench.errors import WorkbenchError
 from workbench.forms import ApiTokenForm, IndexBuildForm, ModelRegisterForm
 from workbench.models import ApiToken, IndexVersion, ModelVersion, Project
 from workbench.roles import Capability, role_allows
+from workbench.services import indexes as index_service
+from workbench.services import projects
+from workbench.services import search as search_service
 
 
 @project_view(Capability.VIEW)
@@ -25,13 +28,13 @@ def models_page(request: HttpRequest, project: Project) -> HttpResponse:
             return HttpResponse(status=403)
         if form.is_valid():
             try:
-                model = indexing.model_register(project=project, user=request.user, **form.cleaned_data)
+                model = index_service.model_register(project=project, user=request.user, **form.cleaned_data)
             except WorkbenchError as exc:
                 form.add_error("path", str(exc))
             else:
                 messages.success(request, f"Registered {model.name} ({model.get_kind_display()}).")
                 return redirect("workbench:models", slug=project.slug)
-    indexing.encoder_base_ensure(project=project)
+    index_service.encoder_base_ensure(project=project)
     models = ModelVersion.objects.filter(project=project).select_related("base")
     return render(
         request, "workbench/models.html", {"project": project, "models": models, "form": form if can_manage else None}
@@ -42,14 +45,14 @@ def models_page(request: HttpRequest, project: Project) -> HttpResponse:
 def indexes_page(request: HttpRequest, project: Project) -> HttpResponse:
     can_build = role_allows(request.role, Capability.RUN_JOBS)  # type: ignore[attr-defined]
     if can_build:
-        indexing.encoder_base_ensure(project=project)
+        index_service.encoder_base_ensure(project=project)
     form = IndexBuildForm(request.POST or None, project=project)
     if request.method == "POST":
         if not can_build:
             return HttpResponse(status=403)
         if form.is_valid():
             try:
-                job = indexing.index_build_start(
+                job = index_service.index_build_start(
                     project=project,
                     corpus=form.cleaned_data["corpus"],
                     encoder=form.cleaned_data["encoder"],
@@ -81,7 +84,7 @@ def index_detail(request: HttpRequest, project: Project, pk: int) -> HttpRespons
 def index_delete(request: HttpRequest, project: Project, pk: int) -> HttpResponse:
     index = get_object_or_404(IndexVersion, pk=pk, project=project)
     try:
-        indexing.index_version_delete(index=index)
+        index_service.index_version_delete(index=index)
     except WorkbenchError as exc:
         messages.error(request, str(exc))
         return redirect("workbench:index", slug=project.slug, pk=pk)
@@ -95,16 +98,16 @@ def search_page(request: HttpRequest, project: Project) -> HttpResponse:
     context: dict = {
         "project": project,
         "indexes": indexes,
-        "rerankers": searching.rerankers_offered(project),
+        "rerankers": search_service.rerankers_offered(project),
         "params": request.GET,
-        "filters": searching.FILTERS,
+        "filters": search_service.FILTERS,
     }
     if request.GET.get("q", "").strip():
         try:
-            params = searching.search_params_parse(
-                project, request.GET.dict(), default_index=searching.default_index(project)
+            params = search_service.search_params_parse(
+                project, request.GET.dict(), default_index=search_service.default_index(project)
             )
-            context["outcome"] = searching.search_run(project=project, user=request.user, via="ui", **params)
+            context["outcome"] = search_service.search_run(project=project, user=request.user, via="ui", **params)
             context["selected_index"] = params["index"]
         except WorkbenchError as exc:
             context["error"] = str(exc)
@@ -136,12 +139,12 @@ def tokens_page(request: HttpRequest) -> HttpResponse:
     if request.method == "POST":
         if "revoke" in request.POST:
             try:
-                services.api_token_revoke(user=request.user, token_id=int(request.POST["revoke"]))
+                projects.api_token_revoke(user=request.user, token_id=int(request.POST["revoke"]))
                 messages.success(request, "Token revoked.")
             except (WorkbenchError, ValueError) as exc:
                 messages.error(request, str(exc))
             return redirect("tokens")
         if form.is_valid():
-            new_key = services.api_token_create(user=request.user, name=form.cleaned_data["name"])
+            new_key = projects.api_token_create(user=request.user, name=form.cleaned_data["name"])
     tokens = ApiToken.objects.filter(user=request.user)
     return render(request, "workbench/tokens.html", {"tokens": tokens, "form": form, "new_key": new_key})

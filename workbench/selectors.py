@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Any
 
 import numpy as np
@@ -9,8 +10,18 @@ from django.db import connection
 from django.db.models import Count, Q, QuerySet
 from django.utils import timezone
 
-from labeling.models import Judgment
-from workbench.models import Corpus, Document, IndexVersion, Job, Membership, Project, Query, QueryTag, SearchLog
+from workbench.models import (
+    Corpus,
+    Document,
+    IndexVersion,
+    Job,
+    Judgment,
+    Membership,
+    Project,
+    Query,
+    QueryTag,
+    SearchLog,
+)
 
 
 def projects_for_user(user: Any) -> QuerySet[Project]:
@@ -110,3 +121,61 @@ def latency_stats(project: Project, *, window: str = "24h", limit: int = 50_000)
             {"index_id": index_id, "index": names.get(index_id, f"#{index_id}"), "n": len(timings), "stages": stages}
         )
     return rows
+
+
+# --- Gold qrels: the one rule --------------------------------------------------------------------------------------
+GOLD_RULE = "adjudicated grade where one exists, else the highest grade over judgments; can't-judge excluded"
+
+
+def judgments_counted(*, project: Project, corpus: Corpus) -> QuerySet[Judgment]:
+    """Judgments that take part in gold: of this corpus's documents, not "can't judge"."""
+    return Judgment.objects.filter(project=project, document__corpus=corpus, cant_judge=False)
+
+
+def gold_reduce(rows: Iterable[tuple[Any, Any, int, str]]) -> dict[Any, dict[Any, int]]:
+    """(query key, document key, grade, source) rows -> query -> document -> gold grade, by ``GOLD_RULE``.
+
+    An adjudicated judgment settles its pair (the latest one wins when rows arrive in creation order); otherwise the
+    highest grade does. Judging campaigns apply their own aggregation rule by writing adjudicated rows.
+    """
+    best: dict[Any, dict[Any, int]] = {}
+    settled: set[tuple[Any, Any]] = set()
+    for qid, doc, grade, source in rows:
+        grades = best.setdefault(qid, {})
+        if source == Judgment.Source.ADJUDICATED:
+            grades[doc] = int(grade)
+            settled.add((qid, doc))
+        elif (qid, doc) not in settled:
+            grades[doc] = max(int(grade), grades.get(doc, int(grade)))
+    return best
+
+
+def qrels_gold(
+    *, project: Project, corpus: Corpus, queries: QuerySet[Query] | None = None
+) -> dict[str, dict[str, int]]:
+    """Gold qrels of a corpus with external ids (query -> document -> grade), optionally for some queries only.
+
+    Evaluation, exports and search badges all read gold through this function (and, later, frozen label snapshots
+    store its output), so the rule lives in one place.
+    """
+    rows = judgments_counted(project=project, corpus=corpus)
+    if queries is not None:
+        rows = rows.filter(query__in=queries.values("pk"))
+    values = rows.order_by("id").values_list("query__external_id", "document__external_id", "grade", "source")
+    return gold_reduce(values.iterator(chunk_size=5000))
+
+
+def grades_gold(*, query: Query, document_ids: Iterable[int]) -> dict[int, int]:
+    """Gold grade per document primary key for one query (documents without a counted judgment are left out)."""
+    rows = (
+        Judgment.objects.filter(query=query, document_id__in=list(document_ids), cant_judge=False)
+        .order_by("id")
+        .values_list("query_id", "document_id", "grade", "source")
+    )
+    return gold_reduce(rows).get(query.pk, {})
+
+
+def queries_judged(*, project: Project, corpus: Corpus) -> QuerySet[Query]:
+    """Queries with at least one counted judgment on the corpus: what "all judged queries" means everywhere."""
+    counted = judgments_counted(project=project, corpus=corpus)
+    return Query.objects.filter(project=project, pk__in=counted.values("query_id")).order_by("id")

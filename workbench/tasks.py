@@ -6,9 +6,9 @@ import shutil
 from collections.abc import Callable
 from pathlib import Path
 
-from workbench import imports, indexing
 from workbench.jobs import JobReporter, job_task
 from workbench.models import Corpus, Job
+from workbench.services import imports, indexes
 
 
 def _inputs(job: Job) -> list[imports.InputFile]:
@@ -65,4 +65,4 @@ def import_qrels(job: Job, report: JobReporter) -> dict:
 
 @job_task("index_build")
 def index_build(job: Job, report: JobReporter) -> dict:
-    return indexing.index_build_run(job=job, report=report)
+    return indexes.index_build_run(job=job, report=report)

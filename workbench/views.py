@@ -15,14 +15,15 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_POST
 
-from workbench import selectors, services
+from workbench import selectors
 from workbench.access import project_view
 from workbench.errors import WorkbenchError
-from workbench.exports import export_zip
 from workbench.forms import CorpusForm, CorpusUploadForm, MemberForm, ProjectForm, QrelsImportForm, QueriesImportForm
 from workbench.jobs import job_cancel, job_retry, jobs_reap_stale
 from workbench.models import Corpus, Document, Job, Membership, Project
 from workbench.roles import Capability, role_allows
+from workbench.services import projects
+from workbench.services.exports import export_zip
 
 
 def _can(request: HttpRequest, capability: Capability) -> bool:
@@ -37,7 +38,7 @@ def home(request: HttpRequest) -> HttpResponse:
             raise PermissionDenied("Only administrators create projects.")
         if form.is_valid():
             try:
-                project = services.project_create(user=request.user, **form.cleaned_data)
+                project = projects.project_create(user=request.user, **form.cleaned_data)
             except WorkbenchError as exc:
                 form.add_error("name", str(exc))
             else:
@@ -56,7 +57,7 @@ def members(request: HttpRequest, project: Project) -> HttpResponse:
     form = MemberForm(request.POST or None)
     if request.method == "POST" and form.is_valid():
         try:
-            m = services.membership_set(project=project, by=request.user, **form.cleaned_data)
+            m = projects.membership_set(project=project, by=request.user, **form.cleaned_data)
         except WorkbenchError as exc:
             form.add_error(None, str(exc))
         else:
@@ -72,7 +73,7 @@ def members(request: HttpRequest, project: Project) -> HttpResponse:
 def member_remove(request: HttpRequest, project: Project, pk: int) -> HttpResponse:
     membership = get_object_or_404(Membership, pk=pk, project=project)
     try:
-        services.membership_remove(membership=membership)
+        projects.membership_remove(membership=membership)
         messages.success(request, f"{membership.user.username} removed.")
     except WorkbenchError as exc:
         messages.error(request, str(exc))
@@ -85,7 +86,7 @@ def corpus_create(request: HttpRequest, project: Project) -> HttpResponse:
     if request.method == "POST" and form.is_valid():
         data = form.cleaned_data
         try:
-            corpus = services.corpus_create(
+            corpus = projects.corpus_create(
                 project=project,
                 name=data["name"],
                 description=data["description"],
@@ -93,7 +94,7 @@ def corpus_create(request: HttpRequest, project: Project) -> HttpResponse:
                 chunk_overlap=data["chunk_overlap"],
                 user=request.user,
             )
-            job = services.import_job_start(
+            job = projects.import_job_start(
                 project=project, kind="corpus", corpus=corpus, files=data["files"], user=request.user
             )
         except WorkbenchError as exc:
@@ -136,7 +137,7 @@ def _start_import(
     data = form.cleaned_data
     corpus = options.pop("corpus", None) or data.get("corpus")  # from the URL (uploads) or the form (qrels)
     try:
-        job = services.import_job_start(
+        job = projects.import_job_start(
             project=project,
             kind=kind,
             corpus=corpus,

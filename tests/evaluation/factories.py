@@ -11,9 +11,8 @@ from django.db.models import Max
 
 from evaluation import services
 from evaluation.models import EvalRun
-from labeling.models import Judgment
 from tests.factories import make_corpus
-from workbench.models import Corpus, Document, IndexVersion, ModelVersion, Passage, Project, Query, QueryTag
+from workbench.models import Corpus, Document, IndexVersion, Judgment, ModelVersion, Passage, Project, Query, QueryTag
 from workbench.retrieval.search import Hit, SearchResult
 
 _seq = itertools.count(1)

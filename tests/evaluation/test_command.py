@@ -12,8 +12,8 @@ from django.core.management import CommandError, call_command
 
 from evaluation import services
 from evaluation.models import EvalRun
-from workbench import indexing
 from workbench.errors import WorkbenchError
+from workbench.services import indexes
 
 pytestmark = pytest.mark.django_db
 
@@ -44,7 +44,7 @@ def test_evaluate_command_prints_a_table_and_writes_files(built, tiny_cross_enco
     assert EvalRun.objects.count() == 1
 
     # With a trained reranker: every configuration is reranked, and the rerank stage shows in the latency.
-    cross = indexing.model_register(project=project, path=str(tiny_cross_encoder_path), name="ce", user=lead)
+    cross = indexes.model_register(project=project, path=str(tiny_cross_encoder_path), name="ce", user=lead)
     call_command(
         "evaluate", "--project", project.slug, "--tag", "test", "--index", str(index.pk), "--mode", "hybrid",
         "--rerank", str(cross.pk), "--rerank-top-n", "20", "--k", "10", "--resamples", "200", stdout=out,

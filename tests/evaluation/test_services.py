@@ -11,12 +11,11 @@ from evaluation import selectors, services
 from evaluation.metrics import evaluate_run, read_trec_qrels, read_trec_run
 from evaluation.models import EvalConfig, EvalRun
 from evaluation.tasks import evaluation_run
-from labeling.models import Judgment
 from tests.evaluation.factories import make_index, make_query
 from tests.factories import make_corpus
-from workbench import indexing
 from workbench.errors import WorkbenchError
-from workbench.models import Document, Job, QueryTag
+from workbench.models import Document, Job, Judgment, QueryTag
+from workbench.services import indexes
 
 pytestmark = pytest.mark.django_db
 
@@ -70,7 +69,7 @@ def test_evaluation_job_end_to_end(built, django_capture_on_commit_callbacks) ->
     assert (Path(run.artifact_dir) / "report.json").is_file()
     # An index that evaluations depend on cannot be deleted.
     with pytest.raises(WorkbenchError, match="evaluation configurations"):
-        indexing.index_version_delete(index=index)
+        indexes.index_version_delete(index=index)
 
 
 def test_cancel_and_failure_keep_nothing(built, settings) -> None:  # type: ignore[no-untyped-def]

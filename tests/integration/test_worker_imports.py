@@ -6,11 +6,10 @@ import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.db import connection
 
-from labeling.models import Judgment
 from tests.factories import make_corpus, make_project, make_user
 from tests.integration.conftest import wait_for_job
-from workbench import services
-from workbench.models import Document, Passage
+from workbench.models import Document, Judgment, Passage
+from workbench.services import projects
 
 pytestmark = [pytest.mark.integration, pytest.mark.django_db(transaction=True)]
 
@@ -21,7 +20,7 @@ def test_corpus_import_runs_on_the_worker_and_lands_in_postgres(celery_worker_pr
     corpus = make_corpus(project)
     user = make_user()
     upload = SimpleUploadedFile("corpus.jsonl", (scifact_dir / "corpus.jsonl").read_bytes())
-    job = services.import_job_start(project=project, kind="corpus", corpus=corpus, files=[upload], user=user)
+    job = projects.import_job_start(project=project, kind="corpus", corpus=corpus, files=[upload], user=user)
     job = wait_for_job(job.pk, worker=celery_worker_process)
     assert job.status == "succeeded", job.message
     assert job.worker and job.started_at and job.finished_at
@@ -30,15 +29,15 @@ def test_corpus_import_runs_on_the_worker_and_lands_in_postgres(celery_worker_pr
     assert Passage.objects.filter(corpus=corpus).count() == job.result["passages"] >= n_docs
 
     qrels = SimpleUploadedFile("test.tsv", b"query-id\tcorpus-id\tscore\nnope\tnope\t1\n")
-    job = services.import_job_start(project=project, kind="qrels", corpus=corpus, files=[qrels], user=user)
+    job = projects.import_job_start(project=project, kind="qrels", corpus=corpus, files=[qrels], user=user)
     job = wait_for_job(job.pk, worker=celery_worker_process)
     assert job.status == "failed" and "test.tsv, line 2: unknown query id 'nope'" in job.message
     assert not Judgment.objects.exists()
 
 
 def test_full_text_search_uses_postgres_ranking(scifact_dir) -> None:  # type: ignore[no-untyped-def]
-    from workbench.imports import beir_import
     from workbench.selectors import documents_search
+    from workbench.services.imports import beir_import
 
     project = make_project()
     corpus = make_corpus(project)

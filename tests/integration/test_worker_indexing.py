@@ -12,11 +12,11 @@ from django.urls import reverse
 
 from tests.factories import make_corpus, make_project
 from tests.integration.conftest import start_worker, stop_worker, wait_for_job
-from workbench import indexing, services
-from workbench.imports import beir_import
 from workbench.jobs import jobs_reap_stale
 from workbench.models import IndexVersion, Job, Role
 from workbench.retrieval.testing import build_tiny_encoder
+from workbench.services import indexes, projects
+from workbench.services.imports import beir_import
 
 pytestmark = [pytest.mark.integration, pytest.mark.django_db(transaction=True)]
 
@@ -32,11 +32,11 @@ def project_with_corpus(scifact_dir):  # type: ignore[no-untyped-def]
 
 def test_build_on_worker_then_search_through_api(celery_worker_process, project_with_corpus, tmp_path, client) -> None:  # type: ignore[no-untyped-def]
     project, lead, corpus = project_with_corpus
-    encoder = indexing.model_register(
+    encoder = indexes.model_register(
         project=project, path=str(build_tiny_encoder(tmp_path / "enc")), name="tiny", user=lead
     )
     hnsw = {"hnsw_m": 16, "ef_construction": 40, "ef_search": 64}
-    job = indexing.index_build_start(
+    job = indexes.index_build_start(
         project=project, corpus=corpus, encoder=encoder, index_type="hnsw", params=hnsw, user=lead
     )
     assert job.queue == "cpu"
@@ -46,7 +46,7 @@ def test_build_on_worker_then_search_through_api(celery_worker_process, project_
     assert index.index_type == "hnsw" and index.params["hnsw_m"] == 16
     # The worker wrote the artifact into its own ARTIFACTS_DIR; this process reads it from the recorded path.
     assert Path(index.path, "manifest.json").is_file()
-    key = services.api_token_create(user=lead, name="it")
+    key = projects.api_token_create(user=lead, name="it")
     response = client.post(
         reverse("api:search", kwargs={"slug": project.slug}),
         json.dumps({"q": project.queries.first().text, "mode": "hybrid", "k": 10}),
@@ -66,8 +66,8 @@ def test_worker_killed_mid_build_leaves_job_failed_and_no_index(
     settings.JOB_HEARTBEAT_TIMEOUT_S = 8
     worker = start_worker(real_services, tmp_path, "doomed")
     try:
-        encoder = indexing.encoder_base_ensure(project=project)
-        job = indexing.index_build_start(
+        encoder = indexes.encoder_base_ensure(project=project)
+        job = indexes.index_build_start(
             project=project, corpus=corpus, encoder=encoder, index_type="flat", params={}, user=lead
         )
         deadline = time.time() + 120

@@ -6,11 +6,10 @@ from pathlib import Path
 
 import pytest
 
-from labeling.models import Judgment
 from tests.factories import make_corpus, make_project, write_beir, write_jsonl
 from workbench.errors import WorkbenchError
-from workbench.imports import InputFile, beir_import, corpus_import, qrels_import, queries_import
-from workbench.models import Document, Passage, Query, QueryTag
+from workbench.models import Document, Judgment, Passage, Query, QueryTag
+from workbench.services.imports import InputFile, beir_import, corpus_import, qrels_import, queries_import
 
 pytestmark = pytest.mark.django_db
 

@@ -10,9 +10,8 @@ import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.urls import reverse
 
-from labeling.models import Judgment
 from tests.factories import make_corpus, make_project, make_user
-from workbench.models import Corpus, Document, Job, Query, Role
+from workbench.models import Corpus, Document, Job, Judgment, Query, Role
 
 pytestmark = pytest.mark.django_db
 

@@ -8,11 +8,10 @@ from pathlib import Path
 
 import pytest
 
-from labeling.models import Judgment
 from tests.factories import make_corpus, make_project
-from workbench.exports import export_beir, export_zip
-from workbench.imports import InputFile, beir_import, qrels_import, queries_import
-from workbench.models import Corpus, Project
+from workbench.models import Corpus, Judgment, Project
+from workbench.services.exports import export_beir, export_zip
+from workbench.services.imports import InputFile, beir_import, qrels_import, queries_import
 
 pytestmark = pytest.mark.django_db
 
@@ -64,7 +63,7 @@ def test_trec_zip_roundtrip(scifact_dir: Path, tmp_path: Path) -> None:
     beir_zip = io.BytesIO()
     export_zip(corpus=c1, fmt="beir", fh=beir_zip)
     zipfile.ZipFile(beir_zip).extract("corpus.jsonl", tmp_path / "beir")
-    from workbench.imports import corpus_import
+    from workbench.services.imports import corpus_import
 
     corpus_import(corpus=c2, files=[InputFile.checked(tmp_path / "beir/corpus.jsonl")], user=None)
     queries_import(project=p2, files=[InputFile.checked(out / "topics.tsv")], user=None)

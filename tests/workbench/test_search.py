@@ -9,9 +9,9 @@ import pytest
 from django.urls import reverse
 
 from tests.factories import make_corpus, make_indexed_project, make_project, make_user
-from workbench import indexing, services
 from workbench.errors import WorkbenchError
 from workbench.models import IndexVersion, Job, ModelVersion, Role, SearchLog
+from workbench.services import indexes, projects
 
 pytestmark = pytest.mark.django_db
 
@@ -39,10 +39,10 @@ def test_register_rejects_non_model_and_detects_cross_encoder(tiny_cross_encoder
     (tmp_path / "junk").mkdir()
     (tmp_path / "junk" / "notes.txt").write_text("hi")
     with pytest.raises(WorkbenchError, match="not a sentence-transformers"):
-        indexing.model_register(project=project, path=str(tmp_path / "junk"), name="junk", user=None)
+        indexes.model_register(project=project, path=str(tmp_path / "junk"), name="junk", user=None)
     with pytest.raises(WorkbenchError, match="does not exist"):
-        indexing.model_register(project=project, path=str(tmp_path / "nope"), name="nope", user=None)
-    cross = indexing.model_register(project=project, path=str(tiny_cross_encoder_path), name="ce", user=None)
+        indexes.model_register(project=project, path=str(tmp_path / "nope"), name="nope", user=None)
+    cross = indexes.model_register(project=project, path=str(tiny_cross_encoder_path), name="ce", user=None)
     assert cross.kind == ModelVersion.Kind.CROSS_ENCODER
     assert not ModelVersion.objects.filter(name__in=["junk", "nope"]).exists()
 
@@ -50,13 +50,13 @@ def test_register_rejects_non_model_and_detects_cross_encoder(tiny_cross_encoder
 def test_bad_index_parameters_are_refused_without_a_job(built) -> None:  # type: ignore[no-untyped-def]
     project, lead, corpus, encoder, _ = built
     with pytest.raises(WorkbenchError, match=r"nprobe \(64\) cannot exceed nlist \(8\)"):
-        indexing.index_build_start(
+        indexes.index_build_start(
             project=project, corpus=corpus, encoder=encoder, index_type="ivfpq",
             params={"nlist": 8, "nprobe": 64, "pq_m": 8}, user=lead,
         )  # fmt: skip
     empty = make_corpus(project, name="empty")
     with pytest.raises(WorkbenchError, match="has no passages"):
-        indexing.index_build_start(
+        indexes.index_build_start(
             project=project, corpus=empty, encoder=encoder, index_type="auto", params={}, user=lead
         )
     assert Job.objects.filter(kind="index_build").count() == 1
@@ -90,7 +90,7 @@ def test_search_page_escapes_document_text(client, built) -> None:  # type: igno
 
 def test_api_search_with_token(client, built) -> None:  # type: ignore[no-untyped-def]
     project, lead, _, _, index = built
-    key = services.api_token_create(user=lead, name="ci")
+    key = projects.api_token_create(user=lead, name="ci")
     url = reverse("api:search", kwargs={"slug": project.slug})
     response = client.post(
         url, json.dumps({"q": "cells", "mode": "hybrid", "k": 5, "index": index.pk}), content_type="application/json",
@@ -120,7 +120,7 @@ def test_api_search_with_token(client, built) -> None:  # type: ignore[no-untype
 )
 def test_api_bad_input_is_400_with_message(client, built, params, message) -> None:  # type: ignore[no-untyped-def]
     project, lead, _, _, _ = built
-    key = services.api_token_create(user=lead, name="ci")
+    key = projects.api_token_create(user=lead, name="ci")
     response = client.post(
         reverse("api:search", kwargs={"slug": project.slug}), json.dumps(params), content_type="application/json",
         HTTP_AUTHORIZATION=f"Token {key}",
@@ -134,7 +134,7 @@ def test_api_auth_and_membership(client, built) -> None:  # type: ignore[no-unty
     url = reverse("api:search", kwargs={"slug": project.slug})
     assert client.get(url, {"q": "cells"}).status_code == 401
     assert client.get(url, {"q": "cells"}, HTTP_AUTHORIZATION="Token wrong").status_code == 401
-    outsider_key = services.api_token_create(user=make_user(), name="x")
+    outsider_key = projects.api_token_create(user=make_user(), name="x")
     assert client.get(url, {"q": "cells"}, HTTP_AUTHORIZATION=f"Token {outsider_key}").status_code == 404
     client.force_login(project.memberships.get(role=Role.ANNOTATOR).user)
     assert client.get(url, {"q": "cells", "mode": "bm25"}).status_code == 200  # session auth works for GET
@@ -146,7 +146,7 @@ def test_filters_restrict_results(client, built) -> None:  # type: ignore[no-unt
     doc = corpus.documents.order_by("id").first()
     doc.tenant = "acme"
     doc.save()
-    key = services.api_token_create(user=lead, name="ci")
+    key = projects.api_token_create(user=lead, name="ci")
     body = client.get(
         reverse("api:search", kwargs={"slug": project.slug}),
         {"q": doc.title, "tenant": "acme", "k": 10, "mode": "dense"},
@@ -175,7 +175,7 @@ def test_index_delete_removes_directory_and_row(client, built) -> None:  # type:
 
 def test_untrained_cross_encoder_is_not_offered(client, built, tiny_cross_encoder_path) -> None:  # type: ignore[no-untyped-def]
     project, lead, _, _, _ = built
-    ce = indexing.model_register(project=project, path=str(tiny_cross_encoder_path), name="fresh-head", user=lead)
+    ce = indexes.model_register(project=project, path=str(tiny_cross_encoder_path), name="fresh-head", user=lead)
     ce.usable_for_search = False
     ce.save()
     client.force_login(lead)
@@ -185,8 +185,8 @@ def test_untrained_cross_encoder_is_not_offered(client, built, tiny_cross_encode
 
 def test_reranking_through_api(client, built, tiny_cross_encoder_path) -> None:  # type: ignore[no-untyped-def]
     project, lead, _, _, _ = built
-    ce = indexing.model_register(project=project, path=str(tiny_cross_encoder_path), name="ce", user=lead)
-    key = services.api_token_create(user=lead, name="ci")
+    ce = indexes.model_register(project=project, path=str(tiny_cross_encoder_path), name="ce", user=lead)
+    key = projects.api_token_create(user=lead, name="ci")
     body = client.get(
         reverse("api:search", kwargs={"slug": project.slug}),
         {"q": "cells", "rerank": ce.pk, "rerank_top_n": 20, "k": 5}, HTTP_AUTHORIZATION=f"Token {key}",

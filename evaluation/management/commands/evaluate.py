@@ -14,7 +14,7 @@ from evaluation.services import DEFAULT_DEPTH, ConfigSpec
 from workbench.errors import WorkbenchError
 from workbench.management.commands._base import ProjectCommand
 from workbench.models import IndexVersion, QueryTag
-from workbench.searching import rerankers_offered
+from workbench.services.search import rerankers_offered
 
 
 def _ids(value: str, name: str) -> list[int]:

@@ -4,8 +4,8 @@ from pathlib import Path
 
 from django.core.management.base import CommandParser
 
-from workbench.exports import export_beir
 from workbench.management.commands._base import ProjectCommand
+from workbench.services.exports import export_beir
 
 
 class Command(ProjectCommand):

@@ -4,8 +4,8 @@ from pathlib import Path
 
 from django.core.management.base import CommandParser
 
-from workbench.exports import qrels_by_split, queries_tsv_text, trec_qrels_text
 from workbench.management.commands._base import ProjectCommand
+from workbench.services.exports import qrels_by_split, queries_tsv_text, trec_qrels_text
 
 
 class Command(ProjectCommand):

@@ -6,9 +6,9 @@ from django.core.management.base import CommandError, CommandParser
 from django.db import transaction
 
 from workbench.errors import WorkbenchError
-from workbench.imports import beir_import
 from workbench.management.commands._base import ProjectCommand
 from workbench.management.progress import progress_bar
+from workbench.services.imports import beir_import
 
 
 class Command(ProjectCommand):

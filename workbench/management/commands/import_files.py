@@ -4,10 +4,10 @@ from pathlib import Path
 
 from django.core.management.base import CommandError, CommandParser
 
-from workbench import imports
 from workbench.errors import WorkbenchError
 from workbench.management.commands._base import ProjectCommand
 from workbench.management.progress import progress_bar
+from workbench.services import imports
 
 
 class Command(ProjectCommand):

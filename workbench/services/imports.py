@@ -18,9 +18,8 @@ from django.conf import settings
 from django.db import transaction
 from django.db.models import F
 
-from labeling.models import Judgment
 from workbench.errors import WorkbenchError
-from workbench.models import Corpus, Document, ImportRecord, Passage, Project, Query, QueryTag
+from workbench.models import Corpus, Document, ImportRecord, Judgment, Passage, Project, Query, QueryTag
 from workbench.parsers import (
     DocRecord,
     ImportFileError,

@@ -8,8 +8,8 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import IO
 
-from labeling.models import Judgment
-from workbench.models import Corpus, Project, Query
+from workbench.models import Corpus, Judgment, Project, Query
+from workbench.selectors import gold_reduce, judgments_counted
 
 # Annotators' own judgments are exported under this split, one grade per pair (the highest), as qrels need.
 LABELS_SPLIT = "workbench-labels"
@@ -32,7 +32,7 @@ def queries_lines(project: Project) -> Iterator[str]:
 
 
 def qrels_by_split(corpus: Corpus) -> dict[str, list[tuple[str, str, int]]]:
-    """(query id, document id, grade) per split; annotators' labels collapse to the highest grade per pair."""
+    """(query id, document id, grade) per split; imported splits as imported, other judgments as their gold grade."""
     out: dict[str, list[tuple[str, str, int]]] = {}
     imported = (
         Judgment.objects.filter(document__corpus=corpus, source=Judgment.Source.IMPORTED)
@@ -41,17 +41,15 @@ def qrels_by_split(corpus: Corpus) -> dict[str, list[tuple[str, str, int]]]:
     )
     for split, q, d, g in imported.iterator(chunk_size=5000):
         out.setdefault(split or "qrels", []).append((q, d, g))
-    labels: dict[tuple[str, str], int] = {}
     own = (
-        Judgment.objects.filter(document__corpus=corpus, cant_judge=False)
+        judgments_counted(project=corpus.project, corpus=corpus)
         .exclude(source=Judgment.Source.IMPORTED)
         .order_by("id")
-        .values_list("query__external_id", "document__external_id", "grade")
+        .values_list("query__external_id", "document__external_id", "grade", "source")
     )
-    for q, d, g in own.iterator(chunk_size=5000):
-        labels[(q, d)] = max(g, labels.get((q, d), 0))
+    labels = gold_reduce(own.iterator(chunk_size=5000))
     if labels:
-        out[LABELS_SPLIT] = [(q, d, g) for (q, d), g in labels.items()]
+        out[LABELS_SPLIT] = [(q, d, g) for q, grades in labels.items() for d, g in grades.items()]
     return out
 
 

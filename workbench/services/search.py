@@ -16,7 +16,6 @@ from django.conf import settings
 from django.db import connection
 from django.db.models import QuerySet
 
-from labeling.models import Judgment
 from workbench.errors import WorkbenchError
 from workbench.models import Document, IndexVersion, ModelVersion, Passage, Project, Query, SearchLog
 from workbench.retrieval.errors import RetrievalError
@@ -30,6 +29,7 @@ from workbench.retrieval.search import (
     evict_index,
     load_index,
 )
+from workbench.selectors import grades_gold
 
 FILTERS = ("tenant", "doc_type", "date_from", "date_to", "tag")
 _rerankers: dict[tuple[int, str], CrossEncoderReranker] = {}
@@ -210,11 +210,7 @@ def hits_hydrate(result: SearchResult, query: Query | None) -> list[dict[str, An
     }  # fmt: skip
     grades: dict[int, int] = {}
     if query is not None:
-        doc_ids = {p.document_id for p in passages.values()}
-        for doc_id, grade in Judgment.objects.filter(
-            query=query, document_id__in=doc_ids, cant_judge=False
-        ).values_list("document_id", "grade"):
-            grades[doc_id] = max(grade, grades.get(doc_id, 0))
+        grades = grades_gold(query=query, document_ids={p.document_id for p in passages.values()})
     out = []
     for rank, hit in enumerate(result.hits, start=1):
         passage = passages.get(hit.passage_id)
