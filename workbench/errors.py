@@ -5,3 +5,7 @@ from __future__ import annotations
 
 class WorkbenchError(Exception):
     """A problem a user can act on (bad input, a conflicting state); never a bug."""
+
+
+class NotFoundError(WorkbenchError):
+    """The object a request names does not exist (in this project): the API answers 404."""

@@ -16,7 +16,7 @@ from django.conf import settings
 from django.db import connection
 from django.db.models import QuerySet
 
-from workbench.errors import WorkbenchError
+from workbench.errors import NotFoundError, WorkbenchError
 from workbench.models import Document, IndexVersion, ModelVersion, Passage, Project, Query, SearchLog
 from workbench.retrieval.errors import RetrievalError
 from workbench.retrieval.rerank import CrossEncoderReranker
@@ -260,12 +260,12 @@ def search_params_parse(project: Project, data: dict[str, Any], *, default_index
             IndexVersion.objects.filter(project=project, pk=number("index", 0, int)).select_related("encoder").first()
         )
         if index is None:
-            raise WorkbenchError(f"No index {index_id} in this project.")
+            raise NotFoundError(f"No index {index_id} in this project.")
     reranker = None
     if data.get("rerank") not in (None, "", "0", 0):
         reranker = rerankers_offered(project).filter(pk=number("rerank", 0, int)).first()
         if reranker is None:
-            raise WorkbenchError(f"No trained reranker {data.get('rerank')} in this project.")
+            raise NotFoundError(f"No trained reranker {data.get('rerank')} in this project.")
     alpha = number("alpha", 0.5, float)
     if not 0.0 <= alpha <= 1.0:
         raise WorkbenchError("alpha must be between 0 and 1")
