@@ -147,7 +147,7 @@ def run_http(url: str, token: str, queries: list[str], body: dict) -> dict:
 
 def rerank_scaling(index: IndexVersion, reranker: ModelVersion, queries: list[str]) -> list[dict]:
     """Cross-encoder cost against max length, on real top-50 candidates."""
-    from workbench.services.search import engine_for
+    from workbench.services.engines import engine_for
 
     engine = engine_for(index)
     candidates = [engine.texts_for(engine.search(q, mode="hybrid", k=RERANK_TOP_N).passage_ids) for q in queries]

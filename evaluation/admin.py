@@ -8,7 +8,7 @@ from evaluation.models import EvalConfig, EvalRun
 class EvalConfigInline(admin.TabularInline):
     model = EvalConfig
     extra = 0
-    fields = ["position", "label", "index", "mode", "alpha", "reranker", "rerank_top_n", "depth", "run_file"]
+    fields = ["position", "label", "configuration", "depth", "run_file"]
     readonly_fields = fields
     can_delete = False
 

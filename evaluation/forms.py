@@ -7,10 +7,9 @@ from typing import Any
 from django import forms
 from django.forms import formset_factory
 
-from evaluation.models import EvalConfig
-from evaluation.services import ALL_JUDGED, DEFAULT_DEPTH, ConfigSpec
-from workbench.models import IndexVersion, Project, QueryTag
-from workbench.services.search import rerankers_offered
+from evaluation.services import ALL_JUDGED, DEFAULT_DEPTH
+from workbench.models import IndexVersion, Project, QueryTag, SearchConfiguration
+from workbench.services.configurations import rerankers_offered, search_configuration_draft
 
 CONFIG_PREFIX = "cfg"
 DEFAULT_ROWS = 4
@@ -45,8 +44,12 @@ class EvalRunForm(forms.Form):
 
 
 class ConfigForm(forms.Form):
+    configuration = forms.ModelChoiceField(
+        queryset=SearchConfiguration.objects.none(), required=False, empty_label="— or set one up here →",
+        label="Saved configuration",
+    )  # fmt: skip
     index = forms.ModelChoiceField(queryset=IndexVersion.objects.none(), required=False, empty_label="—")
-    mode = forms.ChoiceField(choices=EvalConfig.Mode.choices, initial="dense")
+    mode = forms.ChoiceField(choices=SearchConfiguration.Mode.choices, initial="dense")
     alpha = forms.FloatField(initial=0.5, required=False, label="Dense weight (hybrid)")
     reranker = forms.ModelChoiceField(queryset=None, required=False, empty_label="No reranking")  # type: ignore[arg-type]
     rerank_top_n = forms.IntegerField(initial=50, required=False, label="Rerank top n")
@@ -54,21 +57,31 @@ class ConfigForm(forms.Form):
 
     def __init__(self, *args: Any, project: Project, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
+        self.project = project
+        self.fields["configuration"].queryset = SearchConfiguration.objects.filter(project=project).select_related(
+            "index__corpus", "index__encoder", "reranker"
+        )
         self.fields["index"].queryset = IndexVersion.objects.filter(project=project).select_related("corpus", "encoder")
         self.fields["reranker"].queryset = rerankers_offered(project)
 
-    def spec(self) -> ConfigSpec | None:
+    def draft(self) -> tuple[SearchConfiguration, str] | None:
+        """The row's configuration (saved, or a checked draft) and its label; None for an empty row.
+
+        Raises ``WorkbenchError`` with the service's reason when the row's settings are out of range."""
         data = self.cleaned_data
+        if data.get("configuration"):
+            return data["configuration"], data.get("label") or ""
         if not data.get("index"):
-            return None  # an empty row
-        return ConfigSpec(
+            return None
+        draft = search_configuration_draft(
+            project=self.project,
             index=data["index"],
             mode=data["mode"],
             alpha=0.5 if data.get("alpha") is None else data["alpha"],
             reranker=data.get("reranker"),
             rerank_top_n=data.get("rerank_top_n") or 50,
-            label=data.get("label") or "",
         )
+        return draft, data.get("label") or ""
 
 
 ConfigFormSet = formset_factory(ConfigForm, extra=0, max_num=MAX_ROWS, absolute_max=MAX_ROWS, validate_max=True)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from django.conf import settings
 from django.db import models
 
-from workbench.models import Corpus, IndexVersion, Job, ModelVersion, Project, QueryTag
+from workbench.models import Corpus, Job, Project, QueryTag, SearchConfiguration
 
 
 class EvalRun(models.Model):
@@ -56,24 +56,13 @@ class EvalRun(models.Model):
 
 
 class EvalConfig(models.Model):
-    """One retrieval configuration of an evaluation and, once run, its results."""
-
-    class Mode(models.TextChoices):
-        DENSE = "dense", "Dense"
-        BM25 = "bm25", "BM25"
-        HYBRID = "hybrid", "Hybrid (RRF)"
+    """One search configuration as evaluated in one run (with the run's own label for it) and, once run, its results."""
 
     eval_run = models.ForeignKey(EvalRun, on_delete=models.CASCADE, related_name="configs")
     position = models.PositiveIntegerField()
     label = models.CharField(max_length=200)
-    # PROTECT: an index (or reranker) cannot be deleted while an evaluation's numbers depend on it.
-    index = models.ForeignKey(IndexVersion, on_delete=models.PROTECT, related_name="eval_configs")
-    mode = models.CharField(max_length=10, choices=Mode.choices)
-    alpha = models.FloatField(default=0.5, help_text="Dense weight in hybrid fusion.")
-    reranker = models.ForeignKey(
-        ModelVersion, null=True, blank=True, on_delete=models.PROTECT, related_name="eval_configs"
-    )
-    rerank_top_n = models.PositiveIntegerField(default=50)
+    # PROTECT: a configuration (and through it its index and reranker) cannot go while these numbers depend on it.
+    configuration = models.ForeignKey(SearchConfiguration, on_delete=models.PROTECT, related_name="eval_configs")
     depth = models.PositiveIntegerField()
     # means, per-query metrics (qids + arrays), latency percentiles per stage, top-1 score per query
     results = models.JSONField(default=dict, blank=True)

@@ -43,7 +43,11 @@ def eval_run_get(project: Project, pk: int) -> EvalRun | None:
 
 
 def configs_of(run: EvalRun) -> list[EvalConfig]:
-    return list(run.configs.select_related("index__corpus", "index__encoder", "reranker"))
+    return list(
+        run.configs.select_related(
+            "configuration__index__corpus", "configuration__index__encoder", "configuration__reranker"
+        )
+    )
 
 
 def comparable_configs(project: Project) -> QuerySet[EvalConfig]:

@@ -12,7 +12,7 @@ import json
 import shutil
 import uuid
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, fields
+from dataclasses import fields
 from pathlib import Path
 from typing import Any
 
@@ -26,19 +26,19 @@ from evaluation.slicing import HARD_K, all_slices, qrels_for, qrels_hash, query_
 from evaluation.trec import write_qrels, write_run
 from workbench.errors import WorkbenchError
 from workbench.jobs import job_create
-from workbench.models import IndexVersion, Job, ModelVersion, Project, QueryTag
+from workbench.models import Job, ModelVersion, Project, QueryTag, SearchConfiguration
 from workbench.retrieval.artifacts import atomic_directory, make_manifest, remove_stale_temp_dirs, write_manifest
-from workbench.retrieval.search import MAX_K, SEARCH_MODES
+from workbench.retrieval.search import MAX_K
 from workbench.selectors import GOLD_RULE, judgments_counted
 from workbench.services.batch_search import (
     AGGREGATION,
     PASSAGES_PER_DOC,
     PassageDocuments,
+    configuration_run,
     latency_percentiles,
     passages_to_retrieve,
-    run_config,
 )
-from workbench.services.search import engine_for, reranker_for, rerankers_offered
+from workbench.services.configurations import search_configuration_ensure
 
 JOB_KIND = "evaluation_run"
 ALL_JUDGED = "all judged queries"
@@ -52,36 +52,6 @@ SEMANTICS_FIELDS = frozenset(f.name for f in fields(MetricSemantics))
 
 Progress = Callable[[float, str], None]
 Log = Callable[[str], None]
-
-
-@dataclass(frozen=True)
-class ConfigSpec:
-    """One retrieval configuration as a user asks for it."""
-
-    index: IndexVersion
-    mode: str = "dense"
-    alpha: float = 0.5
-    reranker: ModelVersion | None = None
-    rerank_top_n: int = 50
-    label: str = ""
-
-    def key(self) -> tuple:
-        """What makes two configurations the same ranking."""
-        return (
-            self.index.pk,
-            self.mode,
-            round(self.alpha, 6) if self.mode == "hybrid" else None,
-            self.reranker.pk if self.reranker else None,
-            self.rerank_top_n if self.reranker else None,
-        )
-
-    def auto_label(self) -> str:
-        parts = [f"{self.index.corpus.name} v{self.index.number} ({self.index.encoder.name})", self.mode]
-        if self.mode == "hybrid":
-            parts.append(f"α={self.alpha:g}")
-        if self.reranker:
-            parts.append(f"rerank {self.reranker.name} top {self.rerank_top_n}")
-        return " · ".join(parts)
 
 
 def semantics_for_depth(depth: int) -> tuple[MetricSemantics, dict[str, Any], list[str]]:
@@ -124,34 +94,22 @@ def _check_int(value: Any, name: str, low: int, high: int, why: str = "") -> int
     return value
 
 
-def _check_configs(project: Project, configs: Sequence[ConfigSpec]) -> None:
+def _check_configs(project: Project, configs: Sequence[SearchConfiguration]) -> None:
+    """Every configuration is already checked on its own (``search_configuration_draft``); here: the set."""
     if not configs:
         raise WorkbenchError("Add at least one configuration: an index version and a mode.")
     if len(configs) > MAX_CONFIGS:
         raise WorkbenchError(f"At most {MAX_CONFIGS} configurations per evaluation (got {len(configs)}).")
-    offered = set(rerankers_offered(project).values_list("pk", flat=True))
     seen: dict[tuple, int] = {}
-    for n, spec in enumerate(configs, start=1):
-        if spec.index.project_id != project.pk:
-            raise WorkbenchError(f"Configuration {n}: that index belongs to another project.")
-        if spec.mode not in SEARCH_MODES:
-            raise WorkbenchError(
-                f"Configuration {n}: mode must be one of {', '.join(SEARCH_MODES)} (got {spec.mode!r})."
-            )
-        if not 0.0 <= spec.alpha <= 1.0:
-            raise WorkbenchError(f"Configuration {n}: the dense weight alpha must be between 0 and 1.")
-        if spec.reranker is not None:
-            if spec.reranker.pk not in offered:
-                raise WorkbenchError(
-                    f"Configuration {n}: {spec.reranker.name} is not a trained reranker of this project."
-                )
-            _check_int(spec.rerank_top_n, f"Configuration {n}: rerank top n", 1, MAX_K)
-        if spec.key() in seen:
-            raise WorkbenchError(f"Configuration {n} repeats configuration {seen[spec.key()]}.")
-        seen[spec.key()] = n
+    for n, config in enumerate(configs, start=1):
+        if config.project_id != project.pk or config.index.project_id != project.pk:
+            raise WorkbenchError(f"Configuration {n}: that configuration belongs to another project.")
+        if config.key() in seen:
+            raise WorkbenchError(f"Configuration {n} repeats configuration {seen[config.key()]}.")
+        seen[config.key()] = n
     first = configs[0].index
-    for n, spec in enumerate(configs, start=1):
-        index = spec.index
+    for n, config in enumerate(configs, start=1):
+        index = config.index
         if index.corpus_id != first.corpus_id:
             raise WorkbenchError(
                 f"Configurations must rank the same corpus: configuration 1 uses {first.corpus.name}, "
@@ -165,13 +123,14 @@ def _check_configs(project: Project, configs: Sequence[ConfigSpec]) -> None:
             )
 
 
-def _labels(configs: Sequence[ConfigSpec]) -> list[str]:
+def _labels(configs: Sequence[SearchConfiguration], wanted: Sequence[str]) -> list[str]:
     labels: list[str] = []
-    for spec in configs:
-        label = (spec.label.strip() or spec.auto_label())[:190]
-        base, n = label, 2
+    for n, config in enumerate(configs):
+        given = wanted[n].strip() if n < len(wanted) else ""
+        label = (given or (config.name if config.pk else "") or config.describe())[:190]
+        base, i = label, 2
         while label in labels:
-            label, n = f"{base} ({n})", n + 1
+            label, i = f"{base} ({i})", i + 1
         labels.append(label)
     return labels
 
@@ -179,9 +138,12 @@ def _labels(configs: Sequence[ConfigSpec]) -> list[str]:
 def hard_baseline_choice(configs: Sequence[EvalConfig]) -> tuple[EvalConfig, str]:
     """Whose misses define the hard subset: the base encoder in dense mode if evaluated, else the first config."""
     builtin_dense = [
-        c for c in configs if c.index.encoder.source == ModelVersion.Source.BUILTIN and c.mode == EvalConfig.Mode.DENSE
+        c
+        for c in configs
+        if c.configuration.index.encoder.source == ModelVersion.Source.BUILTIN
+        and c.configuration.mode == SearchConfiguration.Mode.DENSE
     ]
-    plain = [c for c in builtin_dense if c.reranker_id is None]
+    plain = [c for c in builtin_dense if c.configuration.reranker_id is None]
     if plain or builtin_dense:
         chosen = (plain or builtin_dense)[0]
         why = "the base encoder in dense mode"
@@ -220,7 +182,8 @@ def eval_run_start(
     *,
     project: Project,
     user: Any,
-    configs: Sequence[ConfigSpec],
+    configs: Sequence[SearchConfiguration],
+    labels: Sequence[str] = (),
     tag: QueryTag | None = None,
     depth: int = DEFAULT_DEPTH,
     baseline: int = 1,
@@ -233,7 +196,9 @@ def eval_run_start(
 ) -> EvalRun:
     """Validate and create an evaluation, then queue its job (or, with ``background=False``, run it here).
 
-    ``baseline`` is the 1-based position of the configuration the others are compared with.
+    ``configs`` are saved configurations or drafts (``search_configuration_draft``; saved here, or matched to an
+    identical saved one); ``labels`` optionally names them in this evaluation. ``baseline`` is the 1-based position
+    of the configuration the others are compared with.
     """
     why = (
         f"; MRR@{MIN_DEPTH} and nDCG@10 need at least {MIN_DEPTH} documents, and {PASSAGES_PER_DOC}× depth "
@@ -247,7 +212,7 @@ def eval_run_start(
     corpus = configs[0].index.corpus
     query_label = _check_query_set(project, corpus, tag)
     _, stored, notes = semantics_for_depth(depth)
-    labels = _labels(configs)
+    labels = _labels(configs, labels)
     name = name.strip() or f"{query_label} · {len(configs)} configuration{'s' if len(configs) > 1 else ''}"
     with transaction.atomic():
         run = EvalRun.objects.create(
@@ -270,14 +235,10 @@ def eval_run_start(
                 eval_run=run,
                 position=n,
                 label=label,
-                index=spec.index,
-                mode=spec.mode,
-                alpha=spec.alpha,
-                reranker=spec.reranker,
-                rerank_top_n=spec.rerank_top_n,
+                configuration=search_configuration_ensure(configuration=config, user=user),
                 depth=depth,
             )
-            for n, (spec, label) in enumerate(zip(configs, labels, strict=True), start=1)
+            for n, (config, label) in enumerate(zip(configs, labels, strict=True), start=1)
         ]
         hard, hard_note = hard_baseline_choice(rows)
         run.baseline, run.hard_baseline = rows[baseline - 1], hard
@@ -309,23 +270,11 @@ def _search_all(
     total = max(1, len(queries) * len(configs))
     outcomes = {}
     for i, cfg in enumerate(configs):
-        engine = engine_for(cfg.index)
-        rerank = reranker_for(cfg.reranker) if cfg.reranker_id else None
 
         def on_query(done: int, _qid: str, i: int = i, cfg: EvalConfig = cfg) -> None:
             progress(0.9 * (i * len(queries) + done) / total, f"{cfg.label}: {done:,} / {len(queries):,} queries")
 
-        outcome = run_config(
-            engine,
-            queries,
-            mode=cfg.mode,
-            alpha=cfg.alpha,
-            reranker=rerank,
-            rerank_top_n=cfg.rerank_top_n,
-            depth=run.depth,
-            documents=documents,
-            progress=on_query,
-        )
+        outcome = configuration_run(cfg.configuration, queries, depth=run.depth, documents=documents, progress=on_query)
         log(f"{cfg.label}: searched {len(queries):,} queries")
         for qid, why in list(outcome.failed.items())[:5]:
             log(f"{cfg.label}: query {qid} could not be searched ({why}); it scores 0")
@@ -354,7 +303,11 @@ def eval_run_execute(
         EvalRun.objects.filter(pk=run.pk).update(job=job)
     if run.query_tag is None and run.query_set != ALL_JUDGED:
         raise WorkbenchError(f"The query set ({run.query_set}) was deleted after the evaluation was created.")
-    configs = list(run.configs.select_related("index__encoder", "index__corpus", "reranker"))
+    configs = list(
+        run.configs.select_related(
+            "configuration__index__encoder", "configuration__index__corpus", "configuration__reranker"
+        )
+    )
     if run.baseline is None or run.hard_baseline is None:
         raise WorkbenchError("This evaluation has no baseline configuration.")
     project, corpus = run.project, run.corpus
@@ -443,7 +396,7 @@ def eval_run_execute(
 
 
 def _run_file_name(cfg: EvalConfig) -> str:
-    return f"run-{cfg.position}-{cfg.mode}.trec"
+    return f"run-{cfg.position}-{cfg.configuration.mode}.trec"
 
 
 def _write_artifacts(
@@ -488,11 +441,14 @@ def _write_artifacts(
                         {
                             "label": c.label,
                             "run_file": _run_file_name(c),
-                            "index_version_id": c.index_id,
-                            "mode": c.mode,
-                            "alpha": c.alpha,
-                            "reranker_id": c.reranker_id,
-                            "rerank_top_n": c.rerank_top_n,
+                            "search_configuration_id": c.configuration_id,
+                            "search_configuration": c.configuration.name,
+                            "index_version_id": c.configuration.index_id,
+                            "mode": c.configuration.mode,
+                            "alpha": c.configuration.alpha,
+                            "fusion_depth": c.configuration.fusion_depth,
+                            "reranker_id": c.configuration.reranker_id,
+                            "rerank_top_n": c.configuration.rerank_top_n,
                         }
                         for c in configs
                     ],

@@ -44,12 +44,13 @@ def eval_new(request: HttpRequest, project: Project) -> HttpResponse:
     form = EvalRunForm(data, project=project)
     formset = config_formset(project, data, rows=rows)
     if request.method == "POST" and form.is_valid() and formset.is_valid():
-        specs = [spec for f in formset.forms if (spec := f.spec()) is not None]
         try:
+            drafts = [row for f in formset.forms if (row := f.draft()) is not None]
             run = services.eval_run_start(
                 project=project,
                 user=request.user,
-                configs=specs,
+                configs=[config for config, _ in drafts],
+                labels=[label for _, label in drafts],
                 tag=form.tag(),
                 depth=form.cleaned_data["depth"],
                 baseline=form.cleaned_data["baseline"],

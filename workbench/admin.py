@@ -13,6 +13,8 @@ from workbench.models import (
     Project,
     Query,
     QueryTag,
+    SearchConfiguration,
+    ServingRecord,
 )
 
 
@@ -84,3 +86,15 @@ class JudgmentAdmin(admin.ModelAdmin):
     list_display = ["query", "document", "grade", "source", "split", "annotator", "created_at"]
     list_filter = ["source", "split", "grade"]
     raw_id_fields = ["query", "document", "passage", "import_record"]
+
+
+@admin.register(SearchConfiguration)
+class SearchConfigurationAdmin(admin.ModelAdmin):
+    list_display = ["name", "project", "index", "mode", "alpha", "reranker", "rerank_top_n", "created_at"]
+    list_filter = ["project", "mode"]
+    search_fields = ["name"]
+
+
+@admin.register(ServingRecord)
+class ServingRecordAdmin(admin.ModelAdmin):
+    list_display = ["project", "configuration", "source", "set_by", "set_at"]

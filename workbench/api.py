@@ -19,7 +19,7 @@ from django.utils import timezone
 from django.views.decorators.csrf import csrf_exempt
 
 from workbench.access import resolve_project
-from workbench.errors import WorkbenchError
+from workbench.errors import NotFoundError, WorkbenchError
 from workbench.models import ApiToken, IndexVersion, ModelVersion, Project
 from workbench.roles import Capability
 from workbench.services import search as search_service
@@ -73,6 +73,8 @@ def api_view(capability: Capability) -> Callable:
             request.api_user = user  # type: ignore[attr-defined]
             try:
                 return view(request, project, *args, **kwargs)
+            except NotFoundError as exc:
+                return _error(str(exc), 404)
             except WorkbenchError as exc:
                 return _error(str(exc), 400)
 
@@ -101,17 +103,20 @@ def _params(request: HttpRequest) -> dict[str, Any]:
 def search(request: HttpRequest, project: Project) -> JsonResponse:
     if request.method not in {"GET", "POST"}:
         return _error("use GET or POST", 405)
-    params = search_service.search_params_parse(
-        project, _params(request), default_index=search_service.default_index(project)
-    )
+    params = search_service.search_params_parse(project, _params(request))
     outcome = search_service.search_run(project=project, user=request.api_user, via="api", **params)  # type: ignore[attr-defined]
     result = outcome.result
     return JsonResponse(
         {
             "query": result.query,
+            "configuration": {
+                "id": outcome.configuration.pk,
+                "name": outcome.configuration.name or None,
+                "served": outcome.served,
+            },
             "index": {"id": outcome.index.pk, "name": str(outcome.index)},
             "mode": result.mode,
-            "reranker": params["reranker"].name if params["reranker"] else None,
+            "reranker": outcome.configuration.reranker.name if outcome.configuration.reranker_id else None,
             "timings_ms": result.timings_ms,
             "results": [{k: v for k, v in hit.items() if k != "document_pk"} for hit in outcome.hits],
         }

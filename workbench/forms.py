@@ -1,8 +1,10 @@
 from __future__ import annotations
 
+from typing import Any
+
 from django import forms
 
-from workbench.models import Corpus, Project, Role
+from workbench.models import Corpus, IndexVersion, ModelVersion, Project, Role, SearchConfiguration
 
 
 class MultipleFileInput(forms.ClearableFileInput):
@@ -110,3 +112,20 @@ class IndexBuildForm(forms.Form):
 
 class ApiTokenForm(forms.Form):
     name = forms.CharField(max_length=100, initial="my token")
+
+
+class SearchConfigurationForm(forms.Form):
+    name = forms.CharField(max_length=200, help_text="How evaluations, campaigns and releases will name it.")
+    index = forms.ModelChoiceField(queryset=IndexVersion.objects.none(), empty_label=None, label="Index version")
+    mode = forms.ChoiceField(choices=SearchConfiguration.Mode.choices, initial="hybrid")
+    alpha = forms.FloatField(initial=0.5, label="Dense weight", help_text="Hybrid only: BM25 gets 1 - weight.")
+    fusion_depth = forms.IntegerField(initial=100, help_text="Hybrid only: candidates each list brings to fusion.")
+    reranker = forms.ModelChoiceField(queryset=ModelVersion.objects.none(), required=False, empty_label="No reranking")
+    rerank_top_n = forms.IntegerField(initial=50, label="Rerank top n", help_text="Candidates the reranker rescores.")
+
+    def __init__(self, *args: Any, project: Project, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.fields["index"].queryset = IndexVersion.objects.filter(project=project).select_related("corpus", "encoder")
+        self.fields["reranker"].queryset = ModelVersion.objects.filter(
+            project=project, kind=ModelVersion.Kind.CROSS_ENCODER, usable_for_search=True
+        )

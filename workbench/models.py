@@ -6,6 +6,8 @@ from __future__ import annotations
 from django.conf import settings
 from django.db import models
 
+from workbench.retrieval.search import DEFAULT_FUSION_DEPTH, SearchSpec
+
 
 class Role(models.TextChoices):
     ANNOTATOR = "annotator", "Annotator"
@@ -361,11 +363,95 @@ class IndexVersion(models.Model):
         return self.corpus_version != self.corpus.version
 
 
+class SearchConfiguration(models.Model):
+    """A named way to search: an index version (and so its encoder), a mode, fusion settings, an optional reranker.
+
+    The search page, the API, evaluations and (next) pooling and hard-negative mining all search through one of these;
+    ``spec`` is its engine half (``workbench.retrieval.search.SearchSpec``). Rows are immutable once used: to search
+    differently, save another configuration.
+    """
+
+    class Mode(models.TextChoices):
+        DENSE = "dense", "Dense"
+        BM25 = "bm25", "BM25"
+        HYBRID = "hybrid", "Hybrid (RRF)"
+
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="search_configurations")
+    name = models.CharField(max_length=200)
+    # PROTECT: an index or reranker cannot be deleted while a configuration (and what it served) names it.
+    index = models.ForeignKey(IndexVersion, on_delete=models.PROTECT, related_name="search_configurations")
+    mode = models.CharField(max_length=10, choices=Mode.choices, default=Mode.HYBRID)
+    alpha = models.FloatField(default=0.5, help_text="Dense weight in hybrid fusion (BM25 gets 1 - alpha).")
+    fusion_depth = models.PositiveIntegerField(
+        default=DEFAULT_FUSION_DEPTH, help_text="Candidates each list contributes to fusion."
+    )
+    reranker = models.ForeignKey(
+        ModelVersion, null=True, blank=True, on_delete=models.PROTECT, related_name="search_configurations"
+    )
+    rerank_top_n = models.PositiveIntegerField(default=50, help_text="First-stage candidates the reranker rescores.")
+    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["project", "name"], name="unique_search_configuration_name"),
+            models.CheckConstraint(
+                condition=models.Q(alpha__gte=0.0, alpha__lte=1.0), name="search_configuration_alpha_0_1"
+            ),
+            models.CheckConstraint(condition=models.Q(mode__in=["dense", "bm25", "hybrid"]), name="known_search_mode"),
+        ]
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return self.name
+
+    @property
+    def spec(self) -> SearchSpec:
+        return SearchSpec(
+            mode=self.mode, alpha=self.alpha, fusion_depth=self.fusion_depth, rerank_top_n=self.rerank_top_n
+        ).normalised(reranked=self.reranker_id is not None)
+
+    def key(self) -> tuple:
+        """What makes two configurations rank alike (names aside)."""
+        spec = self.spec
+        return (self.index_id, spec.mode, spec.alpha, spec.fusion_depth, self.reranker_id, spec.rerank_top_n)
+
+    def describe(self) -> str:
+        """Index, encoder and settings as users read them."""
+        index = self.index
+        where = f"{index.corpus.name} v{index.number} ({index.encoder.name})"
+        return f"{where} · {self.spec.describe(self.reranker.name if self.reranker_id else None)}"
+
+
+class ServingRecord(models.Model):
+    """What a project serves: the search configuration its search page and API answer with by default.
+
+    One row per project. An ML lead sets it by hand; release activation (the releases app) will set it too, which is
+    why this record lives in the core and the layer above writes it.
+    """
+
+    project = models.OneToOneField(Project, on_delete=models.CASCADE, related_name="serving")
+    configuration = models.ForeignKey(SearchConfiguration, on_delete=models.PROTECT, related_name="serving_records")
+    source = models.CharField(max_length=20, default="manual", help_text="manual, or release activation.")
+    note = models.CharField(max_length=300, blank=True)
+    set_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+")
+    set_at = models.DateTimeField()
+
+    def __str__(self) -> str:
+        return f"{self.project} serves {self.configuration}"
+
+
 class SearchLog(models.Model):
     """Per-stage latency of one search, for the latency page (p50/p95/p99 per stage and index version)."""
 
     project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="+")
     index = models.ForeignKey(IndexVersion, on_delete=models.CASCADE, related_name="searches")
+    # The saved configuration that answered (None for an ad-hoc search with explicit parameters).
+    configuration = models.ForeignKey(
+        SearchConfiguration, null=True, blank=True, on_delete=models.SET_NULL, related_name="searches"
+    )
+    served = models.BooleanField(default=False, help_text="Answered by what the project serves (no explicit choice).")
+    arm = models.CharField(max_length=20, blank=True, help_text="Release arm (active, canary, shadow), when any.")
     mode = models.CharField(max_length=10)
     reranked = models.BooleanField(default=False)
     via = models.CharField(max_length=10, default="ui")  # ui | api | eval

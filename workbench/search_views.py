@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
+from django.core.exceptions import PermissionDenied
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_POST
@@ -11,12 +12,13 @@ from django.views.decorators.http import require_POST
 from workbench import selectors
 from workbench.access import project_view
 from workbench.errors import WorkbenchError
-from workbench.forms import ApiTokenForm, IndexBuildForm, ModelRegisterForm
-from workbench.models import ApiToken, IndexVersion, ModelVersion, Project
+from workbench.forms import ApiTokenForm, IndexBuildForm, ModelRegisterForm, SearchConfigurationForm
+from workbench.models import ApiToken, IndexVersion, ModelVersion, Project, SearchConfiguration
 from workbench.roles import Capability, role_allows
+from workbench.services import configurations, projects
 from workbench.services import indexes as index_service
-from workbench.services import projects
 from workbench.services import search as search_service
+from workbench.services.configurations import rerankers_offered
 
 
 @project_view(Capability.VIEW)
@@ -98,21 +100,76 @@ def search_page(request: HttpRequest, project: Project) -> HttpResponse:
     context: dict = {
         "project": project,
         "indexes": indexes,
-        "rerankers": search_service.rerankers_offered(project),
+        "configurations": selectors.search_configurations(project),
+        "serving": selectors.serving_record(project),
+        "rerankers": rerankers_offered(project),
         "params": request.GET,
         "filters": search_service.FILTERS,
+        "custom": search_service.CUSTOM,
+        "served": search_service.SERVED,
     }
     if request.GET.get("q", "").strip():
         try:
-            params = search_service.search_params_parse(
-                project, request.GET.dict(), default_index=search_service.default_index(project)
-            )
+            params = search_service.search_params_parse(project, request.GET.dict())
             context["outcome"] = search_service.search_run(project=project, user=request.user, via="ui", **params)
-            context["selected_index"] = params["index"]
         except WorkbenchError as exc:
             context["error"] = str(exc)
     template = "workbench/_search_results.html" if request.htmx else "workbench/search.html"
     return render(request, template, context)
+
+
+@project_view(Capability.VIEW)
+def configurations_page(request: HttpRequest, project: Project) -> HttpResponse:
+    can_manage = role_allows(request.role, Capability.RUN_JOBS)  # type: ignore[attr-defined]
+    form = SearchConfigurationForm(request.POST or None, project=project)
+    if request.method == "POST":
+        if not can_manage:
+            raise PermissionDenied("Your role cannot save search configurations here.")
+        if form.is_valid():
+            try:
+                draft = configurations.search_configuration_draft(project=project, **form.cleaned_data)
+                saved = configurations.search_configuration_create(configuration=draft, user=request.user)
+            except WorkbenchError as exc:
+                form.add_error(None, str(exc))
+            else:
+                messages.success(request, f"Saved {saved.name}.")
+                return redirect("workbench:configurations", slug=project.slug)
+    return render(
+        request,
+        "workbench/configurations.html",
+        {
+            "project": project,
+            "configurations": selectors.search_configurations(project),
+            "serving": selectors.serving_record(project),
+            "form": form if can_manage else None,
+        },
+    )
+
+
+@require_POST
+@project_view(Capability.RUN_JOBS)
+def configuration_serve(request: HttpRequest, project: Project, pk: int) -> HttpResponse:
+    configuration = get_object_or_404(SearchConfiguration, project=project, pk=pk)
+    try:
+        configurations.serving_set(project=project, configuration=configuration, user=request.user)
+    except WorkbenchError as exc:
+        messages.error(request, str(exc))
+    else:
+        messages.success(request, f"{configuration.name} now answers the search page and the API.")
+    return redirect("workbench:configurations", slug=project.slug)
+
+
+@require_POST
+@project_view(Capability.RUN_JOBS)
+def configuration_delete(request: HttpRequest, project: Project, pk: int) -> HttpResponse:
+    configuration = get_object_or_404(SearchConfiguration, project=project, pk=pk)
+    try:
+        configurations.search_configuration_delete(configuration=configuration)
+    except WorkbenchError as exc:
+        messages.error(request, str(exc))
+    else:
+        messages.success(request, f"Deleted {configuration.name}.")
+    return redirect("workbench:configurations", slug=project.slug)
 
 
 @project_view(Capability.VIEW)

@@ -20,7 +20,9 @@ from workbench.models import (
     Project,
     Query,
     QueryTag,
+    SearchConfiguration,
     SearchLog,
+    ServingRecord,
 )
 
 
@@ -121,6 +123,21 @@ def latency_stats(project: Project, *, window: str = "24h", limit: int = 50_000)
             {"index_id": index_id, "index": names.get(index_id, f"#{index_id}"), "n": len(timings), "stages": stages}
         )
     return rows
+
+
+def search_configurations(project: Project) -> QuerySet[SearchConfiguration]:
+    return SearchConfiguration.objects.filter(project=project).select_related(
+        "index__corpus", "index__encoder", "reranker", "created_by"
+    )
+
+
+def serving_record(project: Project) -> ServingRecord | None:
+    return (
+        ServingRecord.objects.filter(project=project)
+        .select_related("configuration__index__corpus", "configuration__index__encoder", "configuration__reranker")
+        .select_related("set_by")
+        .first()
+    )
 
 
 # --- Gold qrels: the one rule --------------------------------------------------------------------------------------

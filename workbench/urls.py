@@ -33,6 +33,9 @@ app_patterns = [
     path(P + "indexes/<int:pk>/", search_views.index_detail, name="index"),
     path(P + "indexes/<int:pk>/delete/", search_views.index_delete, name="index_delete"),
     path(P + "search/", search_views.search_page, name="search"),
+    path(P + "configurations/", search_views.configurations_page, name="configurations"),
+    path(P + "configurations/<int:pk>/serve/", search_views.configuration_serve, name="configuration_serve"),
+    path(P + "configurations/<int:pk>/delete/", search_views.configuration_delete, name="configuration_delete"),
     path(P + "latency/", search_views.latency_page, name="latency"),
 ]
 

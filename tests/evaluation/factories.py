@@ -12,8 +12,21 @@ from django.db.models import Max
 from evaluation import services
 from evaluation.models import EvalRun
 from tests.factories import make_corpus
-from workbench.models import Corpus, Document, IndexVersion, Judgment, ModelVersion, Passage, Project, Query, QueryTag
-from workbench.retrieval.search import Hit, SearchResult
+from workbench.models import (
+    Corpus,
+    Document,
+    IndexVersion,
+    Judgment,
+    ModelVersion,
+    Passage,
+    Project,
+    Query,
+    QueryTag,
+    SearchConfiguration,
+)
+from workbench.retrieval.search import Hit, SearchResult, SearchSpec
+from workbench.services import batch_search
+from workbench.services.configurations import search_configuration_draft
 
 _seq = itertools.count(1)
 
@@ -32,12 +45,29 @@ class FakeEngine:
         timings = {"embed": t, "dense": 2 * t, "bm25": 0.0, "fuse": 0.0, "rerank": 0.0, "total": 3 * t}
         return SearchResult(query, mode, [Hit(pid, score) for pid, score in scripted], timings)
 
+    def search_spec(self, query: str, spec: SearchSpec, *, k: int, **_: object) -> SearchResult:
+        return self.search(query, mode=spec.mode, k=k)
+
 
 @contextmanager
 def fake_engines(engines: dict[int, FakeEngine]) -> Iterator[None]:
     """Index version pk -> engine, in place of the real (cached, file-backed) engines."""
-    with mock.patch.object(services, "engine_for", lambda index: engines[index.pk]):
+    with mock.patch.object(batch_search, "engine_for", lambda index: engines[index.pk]):
         yield
+
+
+def spec(
+    *,
+    index: IndexVersion,
+    mode: str = "dense",
+    alpha: float = 0.5,
+    reranker: ModelVersion | None = None,
+    rerank_top_n: int = 50,
+) -> SearchConfiguration:
+    """A checked, unsaved search configuration (what the evaluation form and command build)."""
+    return search_configuration_draft(
+        project=index.project, index=index, mode=mode, alpha=alpha, reranker=reranker, rerank_top_n=rerank_top_n
+    )  # fmt: skip
 
 
 def make_encoder(project: Project, *, builtin: bool = False) -> ModelVersion:
@@ -108,5 +138,5 @@ def make_finished_eval(project: Project, user: object = None) -> EvalRun:
     with fake_engines({a.pk: FakeEngine(hits), b.pk: FakeEngine(hits)}):
         return services.eval_run_start(
             project=project, user=user, tag=tag, resamples=200, background=False,
-            configs=[services.ConfigSpec(index=a, mode="dense"), services.ConfigSpec(index=b, mode="bm25")],
+            configs=[spec(index=a, mode="dense"), spec(index=b, mode="bm25")],
         )  # fmt: skip

@@ -10,10 +10,9 @@ from unittest import mock
 import pytest
 from django.core.management import CommandError, call_command
 
-from evaluation import services
 from evaluation.models import EvalRun
 from workbench.errors import WorkbenchError
-from workbench.services import indexes
+from workbench.services import batch_search, indexes
 
 pytestmark = pytest.mark.django_db
 
@@ -50,14 +49,14 @@ def test_evaluate_command_prints_a_table_and_writes_files(built, tiny_cross_enco
         "--rerank", str(cross.pk), "--rerank-top-n", "20", "--k", "10", "--resamples", "200", stdout=out,
     )  # fmt: skip
     reranked = EvalRun.objects.latest("id").configs.get()
-    assert reranked.reranker == cross and "rerank ce top 20" in reranked.label
+    assert reranked.configuration.reranker == cross and "rerank ce top 20" in reranked.label
     assert reranked.results["latency"]["rerank"]["n"] == 10
     with pytest.raises(CommandError, match="No trained reranker 999999"):
         call_command("evaluate", "--project", project.slug, "--index", str(index.pk), "--rerank", "999999", stdout=out)
 
     # A run that fails half way (here: the index cannot be loaded) leaves nothing behind.
     with (
-        mock.patch.object(services, "engine_for", side_effect=WorkbenchError("index files are gone")),
+        mock.patch.object(batch_search, "engine_for", side_effect=WorkbenchError("index files are gone")),
         pytest.raises(CommandError, match="index files are gone"),
     ):
         call_command("evaluate", "--project", project.slug, "--index", str(index.pk), stdout=out)

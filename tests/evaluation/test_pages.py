@@ -87,12 +87,13 @@ def test_create_view_and_download_an_evaluation(client, built, django_capture_on
 
 def test_drilldown_escapes_text_and_lists_unjudged_pairs(client, built) -> None:  # type: ignore[no-untyped-def]
     from evaluation import services
+    from tests.evaluation.factories import spec
 
     project, lead, corpus, index = built
     test = QueryTag.objects.get(project=project, name="test")
     run = services.eval_run_start(
         project=project, user=lead, tag=test, resamples=200, background=False,
-        configs=[services.ConfigSpec(index=index, mode="bm25"), services.ConfigSpec(index=index, mode="dense")],
+        configs=[spec(index=index, mode="bm25"), spec(index=index, mode="dense")],
     )  # fmt: skip
     query = Query.objects.get(project=project, external_id=run.configs.first().results["metrics"]["qids"][0])
     query.text = "<script>alert('q')</script> claim"

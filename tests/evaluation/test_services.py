@@ -11,7 +11,7 @@ from evaluation import selectors, services
 from evaluation.metrics import evaluate_run, read_trec_qrels, read_trec_run
 from evaluation.models import EvalConfig, EvalRun
 from evaluation.tasks import evaluation_run
-from tests.evaluation.factories import make_index, make_query
+from tests.evaluation.factories import make_index, make_query, spec
 from tests.factories import make_corpus
 from workbench.errors import WorkbenchError
 from workbench.models import Document, Job, Judgment, QueryTag
@@ -19,7 +19,7 @@ from workbench.services import indexes
 
 pytestmark = pytest.mark.django_db
 
-Spec = services.ConfigSpec
+Spec = spec
 
 
 def test_evaluation_job_end_to_end(built, django_capture_on_commit_callbacks) -> None:  # type: ignore[no-untyped-def]
@@ -37,7 +37,9 @@ def test_evaluation_job_end_to_end(built, django_capture_on_commit_callbacks) ->
     assert job.progress == 1.0 and "Evaluated 3 configurations on 10 judged queries" in job.message
     run.refresh_from_db()
     assert run.is_complete and run.finished_at and run.seed == 7 and run.resamples == 2000
-    assert run.baseline.position == 1 and run.hard_baseline.mode == "dense"  # the base encoder in dense mode
+    assert (
+        run.baseline.position == 1 and run.hard_baseline.configuration.mode == "dense"
+    )  # the base encoder in dense mode
     report = run.report
     assert set(report["configs"]) == {c.label for c in run.configs.all()}
     assert report["metric_names"][:6] == [f"recall@{k}" for k in (1, 3, 5, 10, 20, 100)]
@@ -60,15 +62,17 @@ def test_evaluation_job_end_to_end(built, django_capture_on_commit_callbacks) ->
         assert len(cfg.results["metrics"]["per_query"]["nDCG@10"]) == 10
         assert set(cfg.results["top1"]) <= set(ranked)
         latency = cfg.results["latency"]
-        assert {"total": True, "bm25": cfg.mode != "dense", "fuse": cfg.mode == "hybrid"} == {
-            s: s in latency for s in ("total", "bm25", "fuse")
-        }
+        assert {
+            "total": True,
+            "bm25": cfg.configuration.mode != "dense",
+            "fuse": cfg.configuration.mode == "hybrid",
+        } == {s: s in latency for s in ("total", "bm25", "fuse")}
         assert set(latency["total"]) == {"n", "p50", "p95", "p99"}
     manifest = json.loads((Path(run.artifact_dir) / "manifest.json").read_text())
     assert manifest["kind"] == "evaluation" and manifest["semantics"]["aggregation"] == "max passage score per document"
     assert (Path(run.artifact_dir) / "report.json").is_file()
-    # An index that evaluations depend on cannot be deleted.
-    with pytest.raises(WorkbenchError, match="evaluation configurations"):
+    # An index that evaluations depend on (through their search configurations) cannot be deleted.
+    with pytest.raises(WorkbenchError, match="search configurations"):
         indexes.index_version_delete(index=index)
 
 
@@ -123,7 +127,7 @@ def test_bad_input_is_refused_with_a_clear_message(built) -> None:  # type: igno
     with pytest.raises(WorkbenchError, match="same corpus: configuration 1 uses scifact, configuration 2 uses other"):
         start([Spec(index=index), Spec(index=other)])
     with pytest.raises(WorkbenchError, match="Configuration 2 repeats configuration 1"):
-        start([Spec(index=index, mode="bm25"), Spec(index=index, mode="bm25", label="again")])
+        start([Spec(index=index, mode="bm25"), Spec(index=index, mode="bm25")])
     with pytest.raises(WorkbenchError, match="at least one configuration"):
         start([])
     with pytest.raises(WorkbenchError, match="Baseline must be between 1 and 1"):

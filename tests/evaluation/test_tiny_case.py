@@ -11,7 +11,16 @@ from django.urls import reverse
 from evaluation import services
 from evaluation.metrics import read_trec_run
 from evaluation.models import EvalConfig
-from tests.evaluation.factories import FakeEngine, fake_engines, judge, make_doc, make_encoder, make_index, make_query
+from tests.evaluation.factories import (
+    FakeEngine,
+    fake_engines,
+    judge,
+    make_doc,
+    make_encoder,
+    make_index,
+    make_query,
+    spec,
+)
 from tests.factories import make_corpus, make_project, make_user
 from workbench.models import QueryTag
 
@@ -54,7 +63,7 @@ def test_metrics_of_a_hand_made_case(tiny, client) -> None:  # type: ignore[no-u
     with fake_engines({index.pk: engine}):
         run = services.eval_run_start(
             project=project, user=None, tag=test, depth=10, resamples=200, background=False,
-            configs=[services.ConfigSpec(index=index, mode="dense")],
+            configs=[spec(index=index, mode="dense")],
         )  # fmt: skip
     cfg = EvalConfig.objects.get(eval_run=run)
     ranked = read_trec_run(Path(cfg.run_file))
@@ -114,8 +123,7 @@ def test_verdicts_wins_and_ci_on_a_clear_improvement(tiny) -> None:  # type: ign
     with fake_engines({a.pk: FakeEngine(hits_a), b.pk: FakeEngine(hits_b)}):
         run = services.eval_run_start(
             project=project, user=None, tag=test, depth=10, background=False,
-            configs=[services.ConfigSpec(index=a, mode="dense", label="A"),
-                     services.ConfigSpec(index=b, mode="dense", label="B")],
+            configs=[spec(index=a, mode="dense"), spec(index=b, mode="dense")], labels=["A", "B"],
         )  # fmt: skip
     assert run.resamples == 10_000 and run.seed == 0
     comparison = run.report["comparisons"]["B"]
@@ -141,7 +149,7 @@ def test_hard_subset_baseline_is_the_base_encoder_in_dense_mode(tiny) -> None:  
     with fake_engines({plain.pk: FakeEngine(hits), builtin.pk: FakeEngine({})}):
         run = services.eval_run_start(
             project=project, user=None, tag=test, depth=10, resamples=200, background=False,
-            configs=[services.ConfigSpec(index=plain, mode="bm25"), services.ConfigSpec(index=builtin, mode="dense")],
+            configs=[spec(index=plain, mode="bm25"), spec(index=builtin, mode="dense")],
         )  # fmt: skip
     assert run.hard_baseline.position == 2 and run.baseline.position == 1
     assert run.slices["hard"] == ["q1", "q2"]  # the base encoder retrieved nothing

@@ -8,7 +8,7 @@ from django.urls import get_resolver, reverse
 
 from tests.evaluation.factories import make_finished_eval
 from tests.factories import PASSWORD, make_corpus, make_project, make_user
-from workbench.models import Document, IndexVersion, Job, Membership, ModelVersion, Role
+from workbench.models import Document, IndexVersion, Job, Membership, ModelVersion, Role, SearchConfiguration
 from workbench.roles import ROLES_FOR, Capability
 
 pytestmark = pytest.mark.django_db
@@ -35,6 +35,9 @@ URLS: dict[str, tuple[Capability, str]] = {
     "workbench:index": (Capability.VIEW, "get"),
     "workbench:index_delete": (Capability.RUN_JOBS, "post"),
     "workbench:search": (Capability.SEARCH, "get"),
+    "workbench:configurations": (Capability.VIEW, "get"),
+    "workbench:configuration_serve": (Capability.RUN_JOBS, "post"),
+    "workbench:configuration_delete": (Capability.RUN_JOBS, "post"),
     "workbench:latency": (Capability.VIEW, "get"),
     "api:search": (Capability.SEARCH, "get"),
     "api:indexes": (Capability.VIEW, "get"),
@@ -94,7 +97,12 @@ def world():  # type: ignore[no-untyped-def]
             index_type="flat", path="/nonexistent", passage_count=0, build_seconds=0.0,
         )  # fmt: skip
         victim = Membership.objects.create(project=project, user=make_user(), role=Role.ANNOTATOR)
+        configuration = SearchConfiguration.objects.create(
+            project=project, name=f"c{SearchConfiguration.objects.count()}", index=index, mode="bm25"
+        )
         return {
+            "configuration_serve": {"pk": configuration.pk},
+            "configuration_delete": {"pk": configuration.pk},
             "corpus": {"pk": corpus.pk},
             "corpus_upload": {"pk": corpus.pk},
             "document": {"pk": doc.pk},

@@ -11,15 +11,23 @@ from django.urls import reverse
 from tests.factories import make_corpus, make_indexed_project, make_project, make_user
 from workbench.errors import WorkbenchError
 from workbench.models import IndexVersion, Job, ModelVersion, Role, SearchLog
-from workbench.services import indexes, projects
+from workbench.services import configurations, indexes, projects
 
 pytestmark = pytest.mark.django_db
 
 
 @pytest.fixture
 def built(scifact_dir, tiny_encoder_path, eager_celery, django_capture_on_commit_callbacks):  # type: ignore[no-untyped-def]
-    """A project with a SciFact slice, a tiny registered encoder and one Flat index built through the job."""
-    return make_indexed_project(scifact_dir, tiny_encoder_path, capture=django_capture_on_commit_callbacks)
+    """A project with a SciFact slice, a tiny registered encoder and one Flat index built through the job, serving
+    that index in hybrid mode (as an ML lead would set it up)."""
+    built = make_indexed_project(scifact_dir, tiny_encoder_path, capture=django_capture_on_commit_callbacks)
+    project, lead, _, _, index = built
+    draft = configurations.search_configuration_draft(project=project, index=index, mode="hybrid", name="served")
+    configurations.serving_set(
+        project=project, configuration=configurations.search_configuration_create(configuration=draft, user=lead),
+        user=lead,
+    )  # fmt: skip
+    return built
 
 
 def test_index_build_records_a_version_with_manifest(built) -> None:  # type: ignore[no-untyped-def]
@@ -68,7 +76,7 @@ def test_search_page_shows_ranked_results_judgments_and_timings(client, built) -
     query = project.queries.filter(judgments__isnull=False).first()
     url = reverse("workbench:search", kwargs={"slug": project.slug})
     html = client.get(url, {"q": query.text, "index": index.pk, "mode": "hybrid", "k": 20}).content.decode()
-    assert "results from" in html and "embed" in html and "bm25" in html
+    assert "Answered by custom settings" in html and "embed" in html and "bm25" in html
     assert f"known query <strong>{query.external_id}</strong>" in html
     assert "grade 1" in html or "unjudged" in html
     partial = client.get(url, {"q": "cells", "mode": "bm25"}, HTTP_HX_REQUEST="true").content.decode()
@@ -113,8 +121,6 @@ def test_api_search_with_token(client, built) -> None:  # type: ignore[no-untype
         ({"q": "cells", "k": 0}, "k must be between"),
         ({"q": "cells", "colour": "red", "filters": {"colour": "red"}}, "Unknown filter colour"),
         ({"q": "cells", "date_from": "last week"}, "date_from must be a date"),
-        ({"q": "cells", "index": 999999}, "No index 999999"),
-        ({"q": "cells", "rerank": 999999}, "No trained reranker"),
         ({"q": ""}, "empty"),
     ],
 )
@@ -169,7 +175,12 @@ def test_latency_page_percentiles(client, built) -> None:  # type: ignore[no-unt
 def test_index_delete_removes_directory_and_row(client, built) -> None:  # type: ignore[no-untyped-def]
     project, lead, _, _, index = built
     client.force_login(lead)
-    response = client.post(reverse("workbench:index_delete", kwargs={"slug": project.slug, "pk": index.pk}))
+    url = reverse("workbench:index_delete", kwargs={"slug": project.slug, "pk": index.pk})
+    refused = client.post(url, follow=True).content.decode()  # the served configuration still names it
+    assert "still used by search configurations" in refused and IndexVersion.objects.filter(pk=index.pk).exists()
+    project.serving.delete()
+    project.search_configurations.all().delete()
+    response = client.post(url)
     assert response.status_code == 302 and not IndexVersion.objects.exists() and not Path(index.path).exists()
 
 
@@ -193,3 +204,126 @@ def test_reranking_through_api(client, built, tiny_cross_encoder_path) -> None: 
     ).json()  # fmt: skip
     assert body["reranker"] == "ce" and body["timings_ms"]["rerank"] > 0
     assert all(r["scores"]["rerank"] is not None for r in body["results"])
+
+
+@pytest.mark.parametrize(
+    "params,message",
+    [
+        ({"q": "cells", "index": 999999}, "No index 999999"),
+        ({"q": "cells", "index": "{index}", "rerank": 999999}, "No trained reranker"),
+        ({"q": "cells", "configuration": 999999}, "No search configuration 999999"),
+    ],
+)
+def test_api_unknown_objects_are_404(client, built, params, message) -> None:  # type: ignore[no-untyped-def]
+    project, lead, _, _, index = built
+    key = projects.api_token_create(user=lead, name="ci")
+    params = {k: (index.pk if v == "{index}" else v) for k, v in params.items()}
+    response = client.post(
+        reverse("api:search", kwargs={"slug": project.slug}), json.dumps(params), content_type="application/json",
+        HTTP_AUTHORIZATION=f"Token {key}",
+    )  # fmt: skip
+    assert response.status_code == 404 and message in response.json()["error"]
+    assert not SearchLog.objects.exists()
+
+
+def test_the_served_configuration_answers_not_the_newest_index(client, built, tiny_encoder_path) -> None:  # type: ignore[no-untyped-def]
+    """A new index (here of a 1-document scratch corpus) never becomes what the API answers by itself."""
+    project, lead, _corpus, encoder, index = built
+    scratch = make_corpus(project, name="scratch")
+    from workbench.services.imports import InputFile, corpus_import
+
+    folder = Path(index.path).parent / "scratch-src"
+    folder.mkdir()
+    (folder / "c.jsonl").write_text('{"_id": "s1", "title": "Scratch", "text": "cells cells cells"}\n')
+    corpus_import(corpus=scratch, files=[InputFile.checked(folder / "c.jsonl", "c.jsonl")], user=lead)
+    IndexVersion.objects.filter(pk=index.pk).update(created_at="2000-01-01T00:00:00Z")  # make it the older one
+    newer = IndexVersion.objects.create(
+        project=project, corpus=scratch, corpus_version=1, encoder=encoder, number=1, index_type="flat",
+        path=index.path, passage_count=1, build_seconds=0.0,
+    )  # fmt: skip
+    key = projects.api_token_create(user=lead, name="ci")
+    body = client.get(
+        reverse("api:search", kwargs={"slug": project.slug}), {"q": "cells", "k": 3}, HTTP_AUTHORIZATION=f"Token {key}"
+    ).json()
+    served = project.serving.configuration
+    assert body["configuration"] == {"id": served.pk, "name": "served", "served": True}
+    assert body["index"]["id"] == index.pk != newer.pk
+    log = SearchLog.objects.get()
+    assert log.configuration == served and log.served and log.index == index
+
+
+def test_no_served_configuration_is_a_clear_error(client, built) -> None:  # type: ignore[no-untyped-def]
+    project, lead, _, _, index = built
+    project.serving.delete()
+    key = projects.api_token_create(user=lead, name="ci")
+    url = reverse("api:search", kwargs={"slug": project.slug})
+    response = client.get(url, {"q": "cells"}, HTTP_AUTHORIZATION=f"Token {key}")
+    assert response.status_code == 400 and "serves no search configuration" in response.json()["error"]
+    explicit = client.get(url, {"q": "cells", "index": index.pk, "mode": "bm25"}, HTTP_AUTHORIZATION=f"Token {key}")
+    assert explicit.status_code == 200 and explicit.json()["configuration"] == {
+        "id": None,
+        "name": None,
+        "served": False,
+    }
+    assert SearchLog.objects.get().configuration is None
+
+
+def test_saved_configuration_by_id_and_page(client, built) -> None:  # type: ignore[no-untyped-def]
+    project, lead, _, _, index = built
+    client.force_login(lead)
+    url = reverse("workbench:configurations", kwargs={"slug": project.slug})
+    response = client.post(url, {"name": "bm25 only", "index": index.pk, "mode": "bm25", "alpha": 0.5,
+                                 "fusion_depth": 100, "rerank_top_n": 50})  # fmt: skip
+    assert response.status_code == 302
+    saved = project.search_configurations.get(name="bm25 only")
+    again = client.post(url, {"name": "bm25 only", "index": index.pk, "mode": "dense", "alpha": 0.5,
+                              "fusion_depth": 100, "rerank_top_n": 50})  # fmt: skip
+    assert "already exists" in again.content.decode()
+    bad = client.post(url, {"name": "x", "index": index.pk, "mode": "hybrid", "alpha": 3, "fusion_depth": 100,
+                            "rerank_top_n": 50})  # fmt: skip
+    assert (
+        "alpha must be between 0 and 1" in bad.content.decode()
+        and not project.search_configurations.filter(name="x").exists()
+    )
+    html = client.get(reverse("workbench:search", kwargs={"slug": project.slug}),
+                      {"q": "cells", "configuration": saved.pk}).content.decode()  # fmt: skip
+    assert "Answered by <strong>bm25 only</strong>" in html
+    page = client.get(url).content.decode()
+    assert "served</span>" in page and "bm25 only" in page
+    client.post(reverse("workbench:configuration_serve", kwargs={"slug": project.slug, "pk": saved.pk}))
+    assert project.serving.__class__.objects.get(project=project).configuration == saved
+    # What is served, or what an evaluation used, cannot be deleted; the message says why.
+    client.post(reverse("workbench:configuration_delete", kwargs={"slug": project.slug, "pk": saved.pk}))
+    assert project.search_configurations.filter(pk=saved.pk).exists()
+
+
+def test_serving_refuses_what_cannot_load_and_keeps_the_previous(client, built, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    project, lead, corpus, encoder, _index = built
+    before = project.serving.configuration
+    broken_index = IndexVersion.objects.create(
+        project=project, corpus=corpus, corpus_version=corpus.version, encoder=encoder, number=9, index_type="flat",
+        path=str(tmp_path / "gone"), passage_count=1, build_seconds=0.0,
+    )  # fmt: skip
+    broken = configurations.search_configuration_create(
+        configuration=configurations.search_configuration_draft(project=project, index=broken_index, name="b"),
+        user=lead,
+    )
+    with pytest.raises(WorkbenchError, match="cannot be loaded"):
+        configurations.serving_set(project=project, configuration=broken, user=lead)
+    project.refresh_from_db()
+    assert project.serving.configuration == before
+
+
+def test_cold_start_is_a_stage_and_warming_removes_it(client, built) -> None:  # type: ignore[no-untyped-def]
+    from workbench.services.engines import engine_cache_drop
+
+    project, lead, _, _, index = built
+    key = projects.api_token_create(user=lead, name="ci")
+    url = reverse("api:search", kwargs={"slug": project.slug})
+    engine_cache_drop(index)
+    cold = client.get(url, {"q": "cells"}, HTTP_AUTHORIZATION=f"Token {key}").json()["timings_ms"]
+    assert cold["load"] > 0 and cold["total"] >= cold["load"]
+    engine_cache_drop(index)
+    assert configurations.serving_warm_all() == [f"{project.slug}: served"]
+    warm = client.get(url, {"q": "cells"}, HTTP_AUTHORIZATION=f"Token {key}").json()["timings_ms"]
+    assert warm["load"] == 0

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 
+from workbench.retrieval.cache import BoundedCache
 from workbench.retrieval.errors import OperationCancelled, RetrievalError
 
 # Set before transformers / huggingface_hub are imported anywhere in this process; ``local_files_only`` below is the
@@ -35,8 +36,10 @@ CancelCheck = Callable[[], bool]
 # Tokenizing for the length sort is done in slices so a million passages never hold all token ids at once.
 _LENGTH_SLICE = 4096
 
-_cache: dict[tuple[str, str, str], Any] = {}
-_cache_lock = threading.Lock()
+# Loaded models, bounded (``models_cache.resize``); fingerprints are small and kept apart.
+models_cache: BoundedCache[Any] = BoundedCache(8, name="models")
+_fingerprints: dict[tuple[str, tuple], str] = {}
+_fingerprints_lock = threading.Lock()
 
 
 @dataclass(frozen=True)
@@ -109,41 +112,40 @@ def detect_model_kind(path: str | os.PathLike[str]) -> ModelKind:
 def load_encoder(path: str | os.PathLike[str], *, device: str = "cpu") -> SentenceTransformer:
     """Load a bi-encoder from a local directory, once per process per (path, device)."""
     p = validate_model_dir(path)
-    key = ("bi-encoder", str(p), device)
-    with _cache_lock:
-        model = _cache.get(key)
-        if model is None:
-            if detect_model_kind(p) != "bi-encoder":
-                raise RetrievalError(f"{p} holds a cross-encoder, not a bi-encoder")
-            from sentence_transformers import SentenceTransformer
 
-            model = SentenceTransformer(str(p), device=device, local_files_only=True)
-            model.eval()
-            _cache[key] = model
-    return model
+    def load() -> SentenceTransformer:
+        if detect_model_kind(p) != "bi-encoder":
+            raise RetrievalError(f"{p} holds a cross-encoder, not a bi-encoder")
+        from sentence_transformers import SentenceTransformer
+
+        model = SentenceTransformer(str(p), device=device, local_files_only=True)
+        model.eval()
+        return model
+
+    return models_cache.get_or_load(("bi-encoder", str(p), device), load)[0]
 
 
 def load_cross_encoder(path: str | os.PathLike[str], *, device: str = "cpu") -> CrossEncoder:
     """Load a cross-encoder from a local directory, once per process per (path, device)."""
     p = validate_model_dir(path)
-    key = ("cross-encoder", str(p), device)
-    with _cache_lock:
-        model = _cache.get(key)
-        if model is None:
-            if detect_model_kind(p) != "cross-encoder":
-                raise RetrievalError(f"{p} holds a bi-encoder, not a cross-encoder")
-            from sentence_transformers import CrossEncoder
 
-            model = CrossEncoder(str(p), device=device, local_files_only=True)
-            model.eval()
-            _cache[key] = model
-    return model
+    def load() -> CrossEncoder:
+        if detect_model_kind(p) != "cross-encoder":
+            raise RetrievalError(f"{p} holds a bi-encoder, not a cross-encoder")
+        from sentence_transformers import CrossEncoder
+
+        model = CrossEncoder(str(p), device=device, local_files_only=True)
+        model.eval()
+        return model
+
+    return models_cache.get_or_load(("cross-encoder", str(p), device), load)[0]
 
 
 def clear_model_cache() -> None:
     """Forget every cached model (tests; freeing memory after a model version is deleted)."""
-    with _cache_lock:
-        _cache.clear()
+    models_cache.clear()
+    with _fingerprints_lock:
+        _fingerprints.clear()
 
 
 def model_fingerprint(path: str | os.PathLike[str]) -> str:
@@ -154,9 +156,9 @@ def model_fingerprint(path: str | os.PathLike[str]) -> str:
     p = validate_model_dir(path)
     files = sorted(f for f in p.rglob("*") if f.is_file())
     stamp = tuple((str(f.relative_to(p)), f.stat().st_size, f.stat().st_mtime_ns) for f in files)
-    key = ("fingerprint", str(p), str(hash(stamp)))
-    with _cache_lock:
-        cached = _cache.get(key)
+    key = (str(p), stamp)
+    with _fingerprints_lock:
+        cached = _fingerprints.get(key)
     if cached is not None:
         return cached
     digest = hashlib.sha256()
@@ -166,8 +168,8 @@ def model_fingerprint(path: str | os.PathLike[str]) -> str:
             for block in iter(lambda: fh.read(1 << 20), b""):
                 digest.update(block)
     fingerprint = digest.hexdigest()
-    with _cache_lock:
-        _cache[key] = fingerprint
+    with _fingerprints_lock:
+        _fingerprints[key] = fingerprint
     return fingerprint
 
 

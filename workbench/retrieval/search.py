@@ -7,7 +7,6 @@ encoder) and caches it; ``LoadedIndex.search`` returns ranked hits with every st
 from __future__ import annotations
 
 import os
-import threading
 import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
@@ -18,6 +17,7 @@ import numpy as np
 
 from workbench.retrieval.artifacts import read_manifest
 from workbench.retrieval.bm25 import BM25Index, load_bm25
+from workbench.retrieval.cache import BoundedCache
 from workbench.retrieval.encoders import embedding_dimension, encode_query, load_encoder, model_fingerprint
 from workbench.retrieval.errors import QueryTooLongError, RetrievalError
 from workbench.retrieval.faiss_index import DenseIndex, load_dense_index
@@ -32,7 +32,8 @@ SEARCH_MODES = ("dense", "bm25", "hybrid")
 # How many candidates each list contributes to hybrid fusion: deeper lists let a passage found by only one retriever
 # still make the fused top k.
 DEFAULT_FUSION_DEPTH = 100
-TIMING_STAGES = ("embed", "dense", "bm25", "fuse", "rerank", "total")
+# "load" is the cold start: loading a model or index this process had not loaded yet (0 when warm).
+TIMING_STAGES = ("load", "embed", "dense", "bm25", "fuse", "rerank", "total")
 
 PassageTexts = Callable[[list[int]], list[str]]
 
@@ -62,6 +63,51 @@ class SearchResult:
     @property
     def passage_ids(self) -> list[int]:
         return [hit.passage_id for hit in self.hits]
+
+
+@dataclass(frozen=True)
+class SearchSpec:
+    """How to search an index, apart from which index and reranker: the engine half of a search configuration.
+
+    ``alpha`` and ``fusion_depth`` matter only in hybrid mode and ``rerank_top_n`` only with a reranker;
+    ``normalised`` resets what does not matter, so two specs that rank alike compare equal.
+    """
+
+    mode: str = "hybrid"
+    alpha: float = 0.5
+    fusion_depth: int = DEFAULT_FUSION_DEPTH
+    rerank_top_n: int = 50
+
+    def check(self) -> SearchSpec:
+        """Raise ``RetrievalError`` naming the first bad field; return self."""
+        if self.mode not in SEARCH_MODES:
+            raise RetrievalError(f"mode must be one of {', '.join(SEARCH_MODES)} (got {self.mode!r})")
+        if not 0.0 <= float(self.alpha) <= 1.0:
+            raise RetrievalError(f"the dense weight alpha must be between 0 and 1 (got {self.alpha})")
+        if not 1 <= int(self.fusion_depth) <= MAX_K:
+            raise RetrievalError(f"fusion depth must be between 1 and {MAX_K} (got {self.fusion_depth})")
+        if not 1 <= int(self.rerank_top_n) <= MAX_K:
+            raise RetrievalError(f"rerank top n must be between 1 and {MAX_K} (got {self.rerank_top_n})")
+        return self
+
+    def normalised(self, *, reranked: bool) -> SearchSpec:
+        hybrid = self.mode == "hybrid"
+        return SearchSpec(
+            mode=self.mode,
+            alpha=round(float(self.alpha), 6) if hybrid else 0.5,
+            fusion_depth=int(self.fusion_depth) if hybrid else DEFAULT_FUSION_DEPTH,
+            rerank_top_n=int(self.rerank_top_n) if reranked else 50,
+        )
+
+    def describe(self, reranker: str | None = None) -> str:
+        parts = [self.mode]
+        if self.mode == "hybrid":
+            parts.append(f"α={self.alpha:g}")
+            if self.fusion_depth != DEFAULT_FUSION_DEPTH:
+                parts.append(f"fusion depth {self.fusion_depth}")
+        if reranker:
+            parts.append(f"rerank {reranker} top {self.rerank_top_n}")
+        return " · ".join(parts)
 
 
 def check_query(query: str) -> str:
@@ -241,14 +287,37 @@ class LoadedIndex:
         ]
         return SearchResult(text, mode, hits, timer.finish(), settings)
 
+    def search_spec(
+        self,
+        query: str,
+        spec: SearchSpec,
+        *,
+        k: int = 10,
+        rerank: Reranker | None = None,
+        allowed_ids: Iterable[int] | None = None,
+        passage_texts: PassageTexts | None = None,
+    ) -> SearchResult:
+        """``search`` with the settings of a ``SearchSpec`` (what search configurations and batch runs use)."""
+        return self.search(
+            query,
+            mode=spec.mode,
+            k=k,
+            alpha=spec.alpha,
+            fusion_depth=spec.fusion_depth,
+            rerank=rerank,
+            rerank_top_n=spec.rerank_top_n,
+            allowed_ids=allowed_ids,
+            passage_texts=passage_texts,
+        )
+
 
 def _ranked(scores: dict[int, float]) -> list[int]:
     """Passage ids by score descending, ties broken by ascending id (the pinned ranking convention)."""
     return sorted(scores, key=lambda pid: (-scores[pid], pid))
 
 
-_indexes: dict[str, LoadedIndex] = {}
-_indexes_lock = threading.Lock()
+# Loaded indexes per process, bounded (``indexes_cache.resize``) and with a load lock per key.
+indexes_cache: BoundedCache[LoadedIndex] = BoundedCache(4, name="indexes")
 
 
 def load_index(
@@ -259,27 +328,32 @@ def load_index(
     device: str = "cpu",
 ) -> LoadedIndex:
     """Load an index directory once per process; ``cache_key`` (e.g. the index version id) defaults to its path."""
+    return load_index_timed(directory, cache_key=cache_key, encoder_path=encoder_path, device=device)[0]
+
+
+def load_index_timed(
+    directory: str | os.PathLike[str],
+    *,
+    cache_key: str | None = None,
+    encoder_path: str | os.PathLike[str] | None = None,
+    device: str = "cpu",
+) -> tuple[LoadedIndex, float]:
+    """``load_index`` and the milliseconds spent loading (0.0 when it was cached): the cold-start stage users see."""
     key = cache_key or str(Path(directory).resolve())
-    with _indexes_lock:
-        loaded = _indexes.get(key)
-        if loaded is None:
-            loaded = LoadedIndex(directory, encoder_path=encoder_path, device=device)
-            _indexes[key] = loaded
-    return loaded
+    start = time.perf_counter()
+    loaded, fresh = indexes_cache.get_or_load(
+        key, lambda: LoadedIndex(directory, encoder_path=encoder_path, device=device)
+    )
+    return loaded, ((time.perf_counter() - start) * 1000.0 if fresh else 0.0)
 
 
 def evict_index(directory_or_key: str | os.PathLike[str]) -> bool:
     """Drop one cached index (e.g. after its version is deleted); True if it was cached."""
-    key = str(directory_or_key)
-    with _indexes_lock:
-        if key in _indexes:
-            del _indexes[key]
-            return True
-        resolved = str(Path(directory_or_key).resolve())
-        return _indexes.pop(resolved, None) is not None
+    if indexes_cache.evict(str(directory_or_key)):
+        return True
+    return indexes_cache.evict(str(Path(directory_or_key).resolve()))
 
 
 def clear_index_cache() -> None:
     """Forget every cached index."""
-    with _indexes_lock:
-        _indexes.clear()
+    indexes_cache.clear()

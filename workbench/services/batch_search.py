@@ -1,4 +1,7 @@
-"""Running one retrieval configuration over a query set: passage hits -> document rankings, latency, top-1 scores.
+"""Running one search configuration over many queries: passage hits -> document rankings, latency, top-1 scores.
+
+Evaluation runs use it today; pooling for judging campaigns and hard-negative mining will too, which is why it lives
+in the core (no app above needs importing).
 
 Judgments are per document (BEIR qrels) while the engine ranks passages, so a document scores the maximum score of
 its passages, which is its first occurrence in a ranked passage list. The engine is asked for ``PASSAGES_PER_DOC x
@@ -14,10 +17,11 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from evaluation.metrics import top_k_doc_ids
-from workbench.models import Passage
+from workbench.models import Passage, SearchConfiguration
 from workbench.retrieval.errors import RetrievalError
 from workbench.retrieval.rerank import Reranker
-from workbench.retrieval.search import MAX_K, TIMING_STAGES, Hit, LoadedIndex
+from workbench.retrieval.search import MAX_K, TIMING_STAGES, Hit, LoadedIndex, SearchSpec
+from workbench.services.engines import engine_for, reranker_for
 
 AGGREGATION = "max passage score per document"
 PASSAGES_PER_DOC = 3
@@ -78,14 +82,34 @@ class ConfigOutcome:
     failed: dict[str, str] = field(default_factory=dict)  # qid -> why it could not be searched
 
 
+def configuration_run(
+    configuration: SearchConfiguration,
+    queries: Sequence[tuple[str, str]],
+    *,
+    depth: int,
+    documents: PassageDocuments | None = None,
+    progress: Progress | None = None,
+) -> ConfigOutcome:
+    """Search every (qid, text) with a saved or draft configuration: its engine and reranker are loaded here."""
+    engine = engine_for(configuration.index)
+    reranker = reranker_for(configuration.reranker) if configuration.reranker_id else None
+    return run_config(
+        engine,
+        queries,
+        spec=configuration.spec,
+        reranker=reranker,
+        depth=depth,
+        documents=documents or PassageDocuments(configuration.index.corpus_id),
+        progress=progress,
+    )
+
+
 def run_config(
     engine: LoadedIndex,
     queries: Sequence[tuple[str, str]],
     *,
-    mode: str,
-    alpha: float,
+    spec: SearchSpec,
     reranker: Reranker | None,
-    rerank_top_n: int,
     depth: int,
     documents: PassageDocuments,
     progress: Progress | None = None,
@@ -97,7 +121,7 @@ def run_config(
     if queries:
         # Untimed warm-up: the first call pays for lazy initialisation that no user query would see.
         with contextlib.suppress(RetrievalError):
-            engine.search(queries[0][1], mode=mode, k=k, alpha=alpha, rerank=reranker, rerank_top_n=rerank_top_n)
+            engine.search_spec(queries[0][1], spec, k=k, rerank=reranker)
     pending: list[tuple[str, list[Hit]]] = []
 
     def flush() -> None:
@@ -111,7 +135,7 @@ def run_config(
 
     for done, (qid, text) in enumerate(queries, start=1):
         try:
-            result = engine.search(text, mode=mode, k=k, alpha=alpha, rerank=reranker, rerank_top_n=rerank_top_n)
+            result = engine.search_spec(text, spec, k=k, rerank=reranker)
         except RetrievalError as exc:
             out.failed[qid] = str(exc)
             out.run[qid] = {}

@@ -22,7 +22,7 @@ from workbench.retrieval import encoders, faiss_index
 from workbench.retrieval.artifacts import remove_stale_temp_dirs
 from workbench.retrieval.errors import OperationCancelled, RetrievalError
 from workbench.retrieval.index_build import build_index
-from workbench.services.search import engine_cache_drop, torch_threads_apply
+from workbench.services.engines import engine_cache_drop, torch_threads_apply
 
 BASE_ENCODER_NAME = "all-MiniLM-L6-v2 (base)"
 INDEX_TYPES = ("auto", "flat", "hnsw", "ivfpq")

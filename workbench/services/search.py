@@ -1,104 +1,30 @@
-"""Search over an index version, shared by the search page, the JSON API and evaluation runs.
+"""Search through a search configuration, shared by the search page and the JSON API.
 
-Loaded indexes and rerankers are cached per process by version id (the engine keeps them), so a request pays only
-for the query itself.
+Which configuration answers: the one the request names (a saved configuration, or explicit index/mode/... giving an
+ad-hoc one), else the one the project serves (``ServingRecord``), never "the newest index". Every search is logged
+with its per-stage timings (including the cold-start "load" stage) and which configuration answered.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-import threading
 from dataclasses import dataclass
 from typing import Any
 
-import numpy as np
-from django.conf import settings
 from django.db import connection
 from django.db.models import QuerySet
 
 from workbench.errors import NotFoundError, WorkbenchError
-from workbench.models import Document, IndexVersion, ModelVersion, Passage, Project, Query, SearchLog
+from workbench.models import Document, IndexVersion, Passage, Project, Query, SearchConfiguration, SearchLog
 from workbench.retrieval.errors import RetrievalError
-from workbench.retrieval.rerank import CrossEncoderReranker
-from workbench.retrieval.search import (
-    MAX_K,
-    MAX_QUERY_CHARS,
-    SEARCH_MODES,
-    LoadedIndex,
-    SearchResult,
-    evict_index,
-    load_index,
-)
+from workbench.retrieval.search import DEFAULT_FUSION_DEPTH, MAX_K, MAX_QUERY_CHARS, SearchResult
 from workbench.selectors import grades_gold
+from workbench.services.configurations import rerankers_offered, search_configuration_draft, served_configuration
+from workbench.services.engines import engine_load, reranker_load
 
 FILTERS = ("tenant", "doc_type", "date_from", "date_to", "tag")
-_rerankers: dict[tuple[int, str], CrossEncoderReranker] = {}
-_rerankers_lock = threading.Lock()
-
-
-def torch_threads_apply(n: int) -> None:
-    """Set torch's CPU threads for what this process does next (0: all cores). Workers run one task at a time, so
-    switching between batch work and query-time work is safe."""
-    import os
-
-    import torch
-
-    wanted = n if n > 0 else (os.cpu_count() or 1)
-    if torch.get_num_threads() != wanted:
-        torch.set_num_threads(wanted)
-
-
-def engine_for(index: IndexVersion) -> LoadedIndex:
-    torch_threads_apply(settings.SEARCH_TORCH_THREADS)
-    try:
-        return load_index(index.path, cache_key=_cache_key(index), encoder_path=index.encoder.path)
-    except RetrievalError as exc:
-        raise WorkbenchError(f"{index} cannot be loaded: {exc}") from None
-
-
-def _cache_key(index: IndexVersion) -> str:
-    # The path is part of the key: ids can repeat across databases (tests, restores); directories never do.
-    return f"index-{index.pk}:{index.path}"
-
-
-def engine_cache_drop(index: IndexVersion) -> None:
-    evict_index(_cache_key(index))
-
-
-class _ThreadedReranker:
-    """Scores with its own torch thread count: a batch of pairs uses the cores a single query encoding should not."""
-
-    def __init__(self, inner: CrossEncoderReranker, threads: int) -> None:
-        self.inner, self.threads = inner, threads
-
-    def score(self, query: str, passages: list[str]) -> np.ndarray:
-        torch_threads_apply(self.threads)
-        try:
-            return self.inner.score(query, passages)
-        finally:
-            torch_threads_apply(settings.SEARCH_TORCH_THREADS)
-
-
-def reranker_for(model: ModelVersion) -> _ThreadedReranker:
-    if model.kind != ModelVersion.Kind.CROSS_ENCODER:
-        raise WorkbenchError(f"{model.name} is not a cross-encoder.")
-    with _rerankers_lock:
-        key = (model.pk, model.path)
-        if key not in _rerankers:
-            try:
-                reranker = CrossEncoderReranker(model.path)
-                # Never ask for more tokens than the model has positions for.
-                limit = getattr(reranker.model, "max_seq_length", None) or 512
-                reranker.max_length = min(settings.RERANK_MAX_LENGTH, limit)
-                _rerankers[key] = reranker
-            except RetrievalError as exc:
-                raise WorkbenchError(str(exc)) from None
-        return _ThreadedReranker(_rerankers[key], settings.RERANK_TORCH_THREADS)
-
-
-def rerankers_offered(project: Project) -> QuerySet[ModelVersion]:
-    """Cross-encoders users may pick: never one with an untrained head."""
-    return ModelVersion.objects.filter(project=project, kind=ModelVersion.Kind.CROSS_ENCODER, usable_for_search=True)
+EXPLICIT = ("index", "mode", "alpha", "fusion_depth", "rerank", "rerank_top_n")
+CUSTOM, SERVED = "custom", "served"  # the search page's two choices besides a saved configuration
 
 
 def _date(value: str, name: str) -> dt.date:
@@ -140,29 +66,33 @@ def documents_filtered(index: IndexVersion, filters: dict[str, str]) -> QuerySet
 class SearchOutcome:
     result: SearchResult
     hits: list[dict[str, Any]]
-    index: IndexVersion
+    configuration: SearchConfiguration
+    served: bool
     query: Query | None
+
+    @property
+    def index(self) -> IndexVersion:
+        return self.configuration.index
 
 
 def search_run(
     *,
     project: Project,
-    index: IndexVersion,
+    configuration: SearchConfiguration,
     query: str,
-    mode: str = "hybrid",
     k: int = 10,
-    alpha: float = 0.5,
-    reranker: ModelVersion | None = None,
-    rerank_top_n: int = 50,
     filters: dict[str, str] | None = None,
+    served: bool = False,
     user: Any = None,
     via: str = "ui",
 ) -> SearchOutcome:
-    """Search one index version, record the per-stage latency, and return hits with passages and judgments."""
-    if index.project_id != project.pk:
-        raise WorkbenchError("That index belongs to another project.")
-    if mode not in SEARCH_MODES:
-        raise WorkbenchError(f"mode must be one of {', '.join(SEARCH_MODES)}")
+    """Search with one configuration, record the per-stage latency, and return hits with passages and judgments.
+
+    ``served``: the configuration answered because the project serves it (the request named none).
+    """
+    index = configuration.index
+    if configuration.project_id != project.pk or index.project_id != project.pk:
+        raise WorkbenchError("That configuration belongs to another project.")
     if not 1 <= k <= MAX_K:
         raise WorkbenchError(f"k must be between 1 and {MAX_K}")
     if len(query) > MAX_QUERY_CHARS:
@@ -171,24 +101,24 @@ def search_run(
     allowed = None
     if docs is not None:
         allowed = set(Passage.objects.filter(document__in=docs).values_list("id", flat=True))
-    rerank = reranker_for(reranker) if reranker is not None else None
-    engine = engine_for(index)
+    rerank, rerank_load_ms = (None, 0.0)
+    if configuration.reranker_id:
+        rerank, rerank_load_ms = reranker_load(configuration.reranker)
+    engine, index_load_ms = engine_load(index)
     try:
-        result = engine.search(
-            query,
-            mode=mode,
-            k=k,
-            alpha=alpha,
-            rerank=rerank,
-            rerank_top_n=rerank_top_n,
-            allowed_ids=allowed,
-        )
+        result = engine.search_spec(query, configuration.spec, k=k, rerank=rerank, allowed_ids=allowed)
     except RetrievalError as exc:
         raise WorkbenchError(str(exc)) from None
+    load_ms = round(index_load_ms + rerank_load_ms, 3)
+    if load_ms:  # a cold start is part of what this user waited for
+        result.timings_ms["load"] = load_ms
+        result.timings_ms["total"] = round(result.timings_ms["total"] + load_ms, 3)
     SearchLog.objects.create(
         project=project,
         index=index,
-        mode=mode,
+        configuration=configuration if configuration.pk else None,
+        served=served,
+        mode=configuration.mode,
         reranked=rerank is not None,
         via=via,
         timings_ms=result.timings_ms,
@@ -196,7 +126,7 @@ def search_run(
         user=user if getattr(user, "is_authenticated", False) else None,
     )
     known = Query.objects.filter(project=project, text=result.query).first()
-    return SearchOutcome(result, hits_hydrate(result, known), index, known)
+    return SearchOutcome(result, hits_hydrate(result, known), configuration, served, known)
 
 
 def hits_hydrate(result: SearchResult, query: Query | None) -> list[dict[str, Any]]:
@@ -238,8 +168,13 @@ def hits_hydrate(result: SearchResult, query: Query | None) -> list[dict[str, An
     return out
 
 
-def search_params_parse(project: Project, data: dict[str, Any], *, default_index: IndexVersion | None = None) -> dict:
-    """Turn request parameters (query string, form or JSON) into ``search_run`` keyword arguments; errors say why."""
+def search_params_parse(project: Project, data: dict[str, Any]) -> dict:
+    """Turn request parameters (query string, form or JSON) into ``search_run`` keyword arguments; errors say why.
+
+    ``configuration`` (id) picks a saved configuration; ``index`` (id) with ``mode``, ``alpha``, ``fusion_depth``,
+    ``rerank`` and ``rerank_top_n`` makes an ad-hoc one; with neither, the project's served configuration answers
+    (and any of those settings given override its own, as an ad-hoc configuration).
+    """
 
     def number(name: str, default: float, kind: type) -> Any:
         raw = data.get(name, default)
@@ -250,42 +185,67 @@ def search_params_parse(project: Project, data: dict[str, Any], *, default_index
         except (TypeError, ValueError):
             raise WorkbenchError(f"{name} must be a number (got {raw!r})") from None
 
-    index_id = data.get("index")
-    if index_id in (None, ""):
-        if default_index is None:
-            raise WorkbenchError("No index to search: build one on the Indexes page first.")
-        index = default_index
-    else:
-        index = (
-            IndexVersion.objects.filter(project=project, pk=number("index", 0, int)).select_related("encoder").first()
+    served = False
+    choice = data.get("configuration")
+    if choice == CUSTOM:  # the search page's "custom settings": the explicit parameters below decide
+        choice = None
+    elif choice == SERVED:  # the search page's "served": whatever the form's other fields say
+        choice, data = None, {k: v for k, v in data.items() if k not in EXPLICIT}
+    elif choice not in (None, ""):
+        data = {k: v for k, v in data.items() if k not in EXPLICIT}  # a saved configuration fixes these
+    if choice not in (None, ""):
+        configuration = (
+            SearchConfiguration.objects.filter(project=project, pk=number("configuration", 0, int))
+            .select_related("index__encoder", "index__corpus", "reranker")
+            .first()
         )
-        if index is None:
-            raise NotFoundError(f"No index {index_id} in this project.")
-    reranker = None
-    if data.get("rerank") not in (None, "", "0", 0):
-        reranker = rerankers_offered(project).filter(pk=number("rerank", 0, int)).first()
-        if reranker is None:
-            raise NotFoundError(f"No trained reranker {data.get('rerank')} in this project.")
-    alpha = number("alpha", 0.5, float)
-    if not 0.0 <= alpha <= 1.0:
-        raise WorkbenchError("alpha must be between 0 and 1")
+        if configuration is None:
+            raise NotFoundError(f"No search configuration {data.get('configuration')} in this project.")
+    else:
+        base = None
+        if data.get("index") not in (None, ""):
+            index = (
+                IndexVersion.objects.filter(project=project, pk=number("index", 0, int))
+                .select_related("encoder", "corpus")
+                .first()
+            )
+            if index is None:
+                raise NotFoundError(f"No index {data.get('index')} in this project.")
+        else:
+            base = served_configuration(project)
+            if base is None:
+                raise WorkbenchError(
+                    "This project serves no search configuration yet: an ML lead picks one on the Configurations "
+                    "page (or name an index or configuration in the request)."
+                )
+            index = base.index
+        if base is not None and not any(data.get(name) not in (None, "") for name in EXPLICIT):
+            configuration, served = base, True
+        else:  # explicit settings, on the served configuration's when the request names no index
+            reranker = base.reranker if base is not None else None
+            if data.get("rerank") not in (None, ""):
+                reranker = None
+                if data.get("rerank") not in ("0", 0):
+                    reranker = rerankers_offered(project).filter(pk=number("rerank", 0, int)).first()
+                    if reranker is None:
+                        raise NotFoundError(f"No trained reranker {data.get('rerank')} in this project.")
+            configuration = search_configuration_draft(
+                project=project,
+                index=index,
+                mode=str(data.get("mode") or (base.mode if base else "hybrid")),
+                alpha=number("alpha", base.alpha if base else 0.5, float),
+                fusion_depth=number("fusion_depth", base.fusion_depth if base else DEFAULT_FUSION_DEPTH, int),
+                reranker=reranker,
+                rerank_top_n=number("rerank_top_n", base.rerank_top_n if base else 50, int),
+            )
     filters = data.get("filters") or {}
     if not isinstance(filters, dict):
         raise WorkbenchError("filters must be an object")
     filters = {**filters, **{f: data[f] for f in FILTERS if data.get(f) not in (None, "")}}
     return {
-        "index": index,
+        "configuration": configuration,
+        "served": served,
         "query": str(data.get("q") or data.get("query") or ""),
-        "mode": str(data.get("mode") or "hybrid"),
         "k": number("k", 10, int),
-        "alpha": alpha,
-        "reranker": reranker,
-        "rerank_top_n": number("rerank_top_n", 50, int),
         "filters": filters,
     }
-
-
-def default_index(project: Project) -> IndexVersion | None:
-    return (
-        IndexVersion.objects.filter(project=project).select_related("encoder", "corpus").order_by("-created_at").first()
-    )

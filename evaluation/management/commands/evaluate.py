@@ -10,11 +10,11 @@ from typing import Any
 from django.core.management.base import CommandError, CommandParser
 
 from evaluation import exports, selectors, services
-from evaluation.services import DEFAULT_DEPTH, ConfigSpec
+from evaluation.services import DEFAULT_DEPTH
 from workbench.errors import WorkbenchError
 from workbench.management.commands._base import ProjectCommand
 from workbench.models import IndexVersion, QueryTag
-from workbench.services.search import rerankers_offered
+from workbench.services.configurations import rerankers_offered, search_configuration_draft
 
 
 def _ids(value: str, name: str) -> list[int]:
@@ -67,10 +67,20 @@ class Command(ProjectCommand):
             reranker = rerankers_offered(project).filter(pk=options["rerank"]).first()
             if reranker is None:
                 raise CommandError(f"No trained reranker {options['rerank']} in project {project.slug}")
-        specs = [
-            ConfigSpec(index=i, mode=m, alpha=options["alpha"], reranker=reranker, rerank_top_n=options["rerank_top_n"])
-            for i, m in product(indexes, modes)
-        ]
+        try:
+            specs = [
+                search_configuration_draft(
+                    project=project,
+                    index=i,
+                    mode=m,
+                    alpha=options["alpha"],
+                    reranker=reranker,
+                    rerank_top_n=options["rerank_top_n"],
+                )
+                for i, m in product(indexes, modes)
+            ]
+        except WorkbenchError as exc:
+            raise CommandError(str(exc)) from None
         last = [-1]
 
         def progress(fraction: float, message: str) -> None:

@@ -1,0 +1,173 @@
+"""Search configurations (named ways to search) and what each project serves.
+
+A configuration is checked once, here, whoever asks for it: the search page, the API, an evaluation, and next the
+pooling of judging campaigns and hard-negative mining. What a project serves is one ``ServingRecord`` row, set by
+an ML lead (and, later, by release activation); searches without an explicit choice use it, never "the newest
+index".
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.db import IntegrityError, transaction
+from django.db.models import ProtectedError
+from django.utils import timezone
+
+from workbench.errors import WorkbenchError
+from workbench.models import IndexVersion, ModelVersion, Project, SearchConfiguration, ServingRecord
+from workbench.retrieval.errors import RetrievalError
+from workbench.retrieval.search import DEFAULT_FUSION_DEPTH, SearchSpec
+from workbench.services.engines import configuration_warm, pin_served
+
+
+def rerankers_offered(project: Project) -> Any:
+    """Cross-encoders users may pick: never one with an untrained head."""
+    return ModelVersion.objects.filter(project=project, kind=ModelVersion.Kind.CROSS_ENCODER, usable_for_search=True)
+
+
+def search_configuration_draft(
+    *,
+    project: Project,
+    index: IndexVersion,
+    mode: str = "hybrid",
+    alpha: float = 0.5,
+    fusion_depth: int = DEFAULT_FUSION_DEPTH,
+    reranker: ModelVersion | None = None,
+    rerank_top_n: int = 50,
+    name: str = "",
+) -> SearchConfiguration:
+    """A checked, unsaved configuration (an ad-hoc search, or one an evaluation will save)."""
+    if index.project_id != project.pk:
+        raise WorkbenchError("That index belongs to another project.")
+    if reranker is not None and not rerankers_offered(project).filter(pk=reranker.pk).exists():
+        raise WorkbenchError(f"{reranker.name} is not a trained reranker of this project.")
+    try:
+        spec = SearchSpec(mode=mode, alpha=alpha, fusion_depth=fusion_depth, rerank_top_n=rerank_top_n).check()
+    except RetrievalError as exc:
+        raise WorkbenchError(str(exc)) from None
+    spec = spec.normalised(reranked=reranker is not None)
+    return SearchConfiguration(
+        project=project,
+        name=name.strip()[:200],
+        index=index,
+        mode=spec.mode,
+        alpha=spec.alpha,
+        fusion_depth=spec.fusion_depth,
+        reranker=reranker,
+        rerank_top_n=spec.rerank_top_n,
+    )
+
+
+def _unique_name(project: Project, wanted: str) -> str:
+    base = (wanted.strip() or "configuration")[:190]
+    name, n = base, 2
+    while SearchConfiguration.objects.filter(project=project, name=name).exists():
+        name, n = f"{base} ({n})", n + 1
+    return name
+
+
+def search_configuration_ensure(*, configuration: SearchConfiguration, user: Any) -> SearchConfiguration:
+    """The saved configuration that ranks like this draft: an existing one, or this draft saved under a free name."""
+    if configuration.pk:
+        return configuration
+    key = configuration.key()
+    same = SearchConfiguration.objects.filter(
+        project=configuration.project, index=configuration.index, mode=configuration.mode
+    ).select_related("index__corpus", "index__encoder", "reranker")
+    for existing in same:
+        if existing.key() == key:
+            return existing
+    configuration.name = _unique_name(configuration.project, configuration.name or configuration.describe())
+    configuration.created_by = user if getattr(user, "is_authenticated", False) else None
+    configuration.save()
+    return configuration
+
+
+def search_configuration_create(*, configuration: SearchConfiguration, user: Any) -> SearchConfiguration:
+    """Save a draft under the name the user gave it (names are unique per project)."""
+    if not configuration.name:
+        raise WorkbenchError("Give the configuration a name.")
+    configuration.created_by = user if getattr(user, "is_authenticated", False) else None
+    try:
+        with transaction.atomic():
+            configuration.save()
+    except IntegrityError:
+        raise WorkbenchError(
+            f"A configuration named {configuration.name!r} already exists; choose another name."
+        ) from None
+    return configuration
+
+
+def search_configuration_delete(*, configuration: SearchConfiguration) -> None:
+    """Delete a configuration nothing depends on (what is served, an evaluation's numbers)."""
+    try:
+        with transaction.atomic():
+            configuration.delete()
+    except ProtectedError as exc:
+        users = sorted({str(o) for o in exc.protected_objects})[:3]
+        raise WorkbenchError(
+            f"{configuration.name} cannot be deleted: it is used by {', '.join(users)}"
+            f"{' and more' if len(exc.protected_objects) > 3 else ''}."
+        ) from None
+
+
+def served_configuration(project: Project) -> SearchConfiguration | None:
+    record = (
+        ServingRecord.objects.filter(project=project)
+        .select_related("configuration__index__encoder", "configuration__index__corpus", "configuration__reranker")
+        .first()
+    )
+    return record.configuration if record else None
+
+
+def serving_set(
+    *, project: Project, configuration: SearchConfiguration, user: Any, source: str = "manual", note: str = ""
+) -> ServingRecord:
+    """Make a configuration what the project serves. It is loaded and queried once first (in this process), so a
+    configuration whose files are gone or whose encoder changed is refused and the previous one keeps serving."""
+    if configuration.project_id != project.pk:
+        raise WorkbenchError("That configuration belongs to another project.")
+    if configuration.index.is_stale:
+        note = note or "index built from an older corpus version"
+    configuration_warm(configuration)
+    with transaction.atomic():
+        # Lock the project row: two leads switching at once are serialised, the later one wins, both see the result.
+        Project.objects.select_for_update().filter(pk=project.pk).first()
+        record, _ = ServingRecord.objects.update_or_create(
+            project=project,
+            defaults={
+                "configuration": configuration,
+                "source": source,
+                "note": note[:300],
+                "set_by": user if getattr(user, "is_authenticated", False) else None,
+                "set_at": timezone.now(),
+            },
+        )
+    pin_served([configuration])
+    return record
+
+
+def serving_warm_all() -> list[str]:
+    """Warm every project's served configuration in this process (at server start); failures are logged, not
+    raised: a project whose files are gone must not stop the others from warming. Returns what was warmed."""
+    import logging
+
+    log = logging.getLogger(__name__)
+    warmed, served = [], []
+    try:
+        records = ServingRecord.objects.select_related(
+            "configuration__index__encoder", "configuration__reranker", "project"
+        )
+        for record in records:
+            try:
+                configuration_warm(record.configuration)
+            except WorkbenchError as exc:
+                log.warning("could not warm %s of %s: %s", record.configuration, record.project, exc)
+            else:
+                warmed.append(f"{record.project.slug}: {record.configuration.name}")
+                served.append(record.configuration)
+        pin_served(served)
+    except Exception:  # before migrations, or the database is down: serving will load lazily
+        log.warning("warming the served configurations failed", exc_info=True)
+    return warmed

@@ -1,0 +1,136 @@
+"""Loaded engines for index versions and rerankers, per process: bounded caches, cold-start timing, warm-up.
+
+The engine (``workbench.retrieval``) keeps the caches; this module names the keys after database rows, sizes the
+caches from settings, counts load time as the "load" stage users see, and sets torch's CPU threads per call.
+
+Torch threads: ``torch.set_num_threads`` sets the calling thread's OpenMP team size (a new thread starts from the
+process-wide value), so setting it per call in the thread that searches is safe under a threaded server: one
+request thread's reranking (all cores) never changes another thread's query encoding (one core).
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+import numpy as np
+from django.conf import settings
+
+from workbench.errors import WorkbenchError
+from workbench.models import IndexVersion, ModelVersion, SearchConfiguration
+from workbench.retrieval.cache import BoundedCache
+from workbench.retrieval.encoders import models_cache
+from workbench.retrieval.errors import RetrievalError
+from workbench.retrieval.rerank import CrossEncoderReranker
+from workbench.retrieval.search import LoadedIndex, evict_index, indexes_cache, load_index_timed
+
+rerankers_cache: BoundedCache[CrossEncoderReranker] = BoundedCache(4, name="rerankers")
+WARM_QUERY = "warm-up query"
+
+
+def caches_configure() -> None:
+    """Size the per-process caches from settings (called once when the app is ready)."""
+    indexes_cache.resize(getattr(settings, "INDEX_CACHE_SIZE", 4))
+    models_cache.resize(getattr(settings, "MODEL_CACHE_SIZE", 8))
+    rerankers_cache.resize(getattr(settings, "RERANKER_CACHE_SIZE", 4))
+
+
+def torch_threads_apply(n: int) -> None:
+    """Set torch's CPU threads for what the calling thread does next (0: all cores)."""
+    import torch
+
+    wanted = n if n > 0 else (os.cpu_count() or 1)
+    if torch.get_num_threads() != wanted:
+        torch.set_num_threads(wanted)
+
+
+@contextmanager
+def torch_threads(n: int) -> Iterator[None]:
+    """Run a block with ``n`` torch threads in this thread, then go back to the query-time setting."""
+    torch_threads_apply(n)
+    try:
+        yield
+    finally:
+        torch_threads_apply(settings.SEARCH_TORCH_THREADS)
+
+
+def index_cache_key(index: IndexVersion) -> str:
+    # The path is part of the key: ids can repeat across databases (tests, restores); directories never do.
+    return f"index-{index.pk}:{index.path}"
+
+
+def engine_load(index: IndexVersion) -> tuple[LoadedIndex, float]:
+    """The loaded index (with its encoder) and the milliseconds this call spent loading it (0 when cached)."""
+    torch_threads_apply(settings.SEARCH_TORCH_THREADS)
+    try:
+        return load_index_timed(index.path, cache_key=index_cache_key(index), encoder_path=index.encoder.path)
+    except RetrievalError as exc:
+        raise WorkbenchError(f"{index} cannot be loaded: {exc}") from None
+
+
+def engine_for(index: IndexVersion) -> LoadedIndex:
+    return engine_load(index)[0]
+
+
+def engine_cache_drop(index: IndexVersion) -> None:
+    evict_index(index_cache_key(index))
+
+
+class ThreadedReranker:
+    """Scores with its own torch thread count: a batch of pairs uses the cores a single query encoding should not."""
+
+    def __init__(self, inner: CrossEncoderReranker, threads: int) -> None:
+        self.inner, self.threads = inner, threads
+
+    def score(self, query: str, passages: list[str]) -> np.ndarray:
+        with torch_threads(self.threads):
+            return self.inner.score(query, passages)
+
+
+def reranker_load(model: ModelVersion) -> tuple[ThreadedReranker, float]:
+    """A reranker for a cross-encoder version and the milliseconds spent loading it (0 when cached)."""
+    if model.kind != ModelVersion.Kind.CROSS_ENCODER:
+        raise WorkbenchError(f"{model.name} is not a cross-encoder.")
+
+    def load() -> CrossEncoderReranker:
+        reranker = CrossEncoderReranker(model.path)
+        # Never ask for more tokens than the model has positions for.
+        limit = getattr(reranker.model, "max_seq_length", None) or 512
+        reranker.max_length = min(settings.RERANK_MAX_LENGTH, limit)
+        return reranker
+
+    start = time.perf_counter()
+    try:
+        inner, fresh = rerankers_cache.get_or_load((model.pk, model.path), load)
+    except RetrievalError as exc:
+        raise WorkbenchError(f"{model.name} cannot be loaded: {exc}") from None
+    load_ms = (time.perf_counter() - start) * 1000.0 if fresh else 0.0
+    return ThreadedReranker(inner, settings.RERANK_TORCH_THREADS), load_ms
+
+
+def reranker_for(model: ModelVersion) -> ThreadedReranker:
+    return reranker_load(model)[0]
+
+
+def configuration_warm(configuration: SearchConfiguration) -> dict[str, float]:
+    """Load a configuration's index, encoder and reranker in this process and run one query through them, so the
+    first real search pays no cold start. Returns milliseconds per step; raises ``WorkbenchError`` if anything
+    cannot be loaded (nothing is served that cannot)."""
+    engine, index_ms = engine_load(configuration.index)
+    rerank, rerank_ms = (None, 0.0)
+    if configuration.reranker_id:
+        rerank, rerank_ms = reranker_load(configuration.reranker)
+    start = time.perf_counter()
+    try:
+        engine.search_spec(WARM_QUERY, configuration.spec, k=1, rerank=rerank)
+    except RetrievalError as exc:
+        raise WorkbenchError(f"{configuration.name} cannot search: {exc}") from None
+    return {"index_ms": index_ms, "reranker_ms": rerank_ms, "query_ms": (time.perf_counter() - start) * 1000.0}
+
+
+def pin_served(configurations: list[SearchConfiguration]) -> None:
+    """Keep what is served (and, later, a release's rollback target) in the caches whatever their size."""
+    indexes_cache.pin(index_cache_key(c.index) for c in configurations)
+    rerankers_cache.pin((c.reranker_id, c.reranker.path) for c in configurations if c.reranker_id)
