@@ -25,8 +25,12 @@ def decode_id(value: str) -> str:
 
 
 def write_run(run: Run, path: Path, *, tag: str, depth: int) -> None:
-    encoded = {encode_id(q): {encode_id(d): s for d, s in docs.items()} for q, docs in run.items()}
-    write_trec_run(encoded, path, tag=tag, depth=depth)
+    """A run file trec_eval scores exactly as the page does (see ``evaluation.metrics.trec_files``).
+
+    Ids are encoded only as lines are written: ranking on the encoded ids would break ties in a different order
+    from the page's wherever encoding changes how ids sort (``a b`` < ``a!`` but ``a%20b`` > ``a!``).
+    """
+    write_trec_run(run, path, tag=tag, depth=depth, encode_id=encode_id)
 
 
 def write_qrels(qrels: Qrels, path: Path) -> None:

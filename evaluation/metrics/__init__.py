@@ -29,6 +29,7 @@ from .slices import (
 from .trec_files import (
     read_trec_qrels,
     read_trec_run,
+    trec_eval_scores,
     trec_run_lines,
     write_trec_qrels,
     write_trec_run,
@@ -63,6 +64,7 @@ __all__ = [
     "slice_masks",
     "tie_free_scores",
     "top_k_doc_ids",
+    "trec_eval_scores",
     "trec_run_lines",
     "verdicts",
     "write_trec_qrels",

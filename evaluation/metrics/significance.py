@@ -11,11 +11,30 @@ For system B against baseline A with per-query differences ``d = B - A``:
   confidence interval and a shift-null test ``#{|mean* - T| >= |T|}``.
 
 One random matrix (resamples x queries) serves all metrics and slices, so the
-work is a few matrix products. The sign-flip statistic is computed in float64
-because exact ties ``|T*| == |T|`` are frequent for discrete metrics (P@k with a
-small slice) and must be counted; the bootstrap, which only needs quantiles,
-uses float32. Resamples are processed in blocks to bound memory; the random
-stream does not depend on the block size, so results depend only on the seed.
+work is a few matrix products, all in float64. Resamples are processed in
+blocks to bound memory (about 64 MiB of random weights at a time, plus the
+float64 bootstrap means, resamples x cells).
+
+Reproducibility, precisely:
+
+- The random draws depend only on the seed: neither the block size nor the
+  CPU changes them (they are integers from numpy's PCG64 stream).
+- The randomization p-values are counts of ``|T*| >= |T|``. The sign-flip
+  statistics are float64 products whose last bits can vary with the BLAS
+  kernel and block size, but the comparison uses a threshold 1e-9 (relative)
+  below ``|T|``: exact ties (frequent for discrete metrics, e.g. P@k on a
+  small slice, and they must be counted) are ten million times farther from it
+  than that rounding. A count can change only if a statistic lands within
+  ~1e-16 (relative) of the threshold itself, so for a given seed the p-values
+  are the same on every CPU and block size, and tests compare them exactly.
+- The bootstrap figures (CI bounds, bootstrap p-values) are reproducible only
+  to floating-point tolerance. Their sums are matrix products, and how BLAS
+  accumulates them depends on the CPU's kernel and on the block size, so the
+  means differ in the last bits (about 1e-16 relative in float64; float32 made
+  that 1e-8, visible in the 7th digit of a CI bound). A bootstrap p-value is a
+  count that could only change if a resampled mean fell within that rounding
+  of the test's threshold, which the threshold's relative tolerance makes
+  vanishingly unlikely; CI bounds agree to a few float64 ulps.
 """
 
 from __future__ import annotations
@@ -55,7 +74,7 @@ def _poisson_table(bits: int = 16) -> np.ndarray:
         k += 1
         term /= k
     u = (np.arange(size) + 0.5) / size
-    return np.searchsorted(np.asarray(cdf), u).astype(np.float32)
+    return np.searchsorted(np.asarray(cdf), u).astype(np.float64)
 
 
 _POISSON = _poisson_table()
@@ -146,10 +165,12 @@ def _poisson_bootstrap_means(
 ) -> np.ndarray:
     """Bootstrap means (resamples x columns); NaN where a slice drew no query."""
     q, c = d_masked.shape
-    rhs = np.concatenate([d_masked, masks], axis=1).astype(np.float32)
+    # float64 throughout: in float32 the BLAS-dependent accumulation order
+    # moved CI bounds in the 7th digit; in float64 it is ~1e-16 relative.
+    rhs = np.concatenate([d_masked, masks], axis=1).astype(np.float64)
     words = (q + 1) // 2  # two 16-bit draws per 32-bit word
-    out = np.empty((resamples, c), dtype=np.float32)
-    rows = _block_rows(q, 4)
+    out = np.empty((resamples, c), dtype=np.float64)
+    rows = _block_rows(q, 8)
     for start in range(0, resamples, rows):
         r = min(rows, resamples - start)
         raw = rng.integers(0, 2**32, size=(r, words), dtype=np.uint32)
@@ -195,7 +216,9 @@ def paired_tests(
 
     ``a`` and ``b``: per-query metrics, shape (queries,) or (queries, metrics),
     rows aligned. ``masks``: boolean (queries, slices); default one slice of
-    all queries. Reproducible: the same seed gives the same numbers.
+    all queries. The same seed gives the same random draws and the same
+    randomization p-values on any CPU; bootstrap CIs and p-values agree to
+    floating-point tolerance (see the module docstring).
     """
     a = _as_matrix(a, "a")
     b = _as_matrix(b, "b")
@@ -252,7 +275,7 @@ def paired_tests(
     tail = (1.0 - ci_level) / 2
     ci = np.full((2, s * m), np.nan)
     for j in np.flatnonzero(valid.any(axis=0)):
-        ci[:, j] = np.quantile(boot[valid[:, j], j].astype(np.float64), [tail, 1 - tail])
+        ci[:, j] = np.quantile(boot[valid[:, j], j], [tail, 1 - tail])
 
     p_t = p_w = None
     if classic_tests:

@@ -57,8 +57,12 @@ def test_evaluation_job_end_to_end(built, django_capture_on_commit_callbacks) ->
         assert set(ranked) == set(test.queries.values_list("external_id", flat=True))
         assert all(set(docs) <= doc_ids and 0 < len(docs) <= 100 for docs in ranked.values())
         # The stored numbers are what the run file gives under the stored semantics.
-        recomputed = evaluate_run(ranked, qrels, services.metric_semantics(run.semantics)).means()
-        assert recomputed == pytest.approx(report["configs"][cfg.label]["metrics"]["means"])
+        recomputed = evaluate_run(ranked, qrels, services.metric_semantics(run.semantics))
+        assert recomputed.means() == pytest.approx(report["configs"][cfg.label]["metrics"]["means"])
+        # Exactly, query by query: the file's scores encode the page's ranking (no ties left for anyone to break).
+        stored = cfg.results["metrics"]
+        assert list(recomputed.qids) == stored["qids"]
+        assert {k: v.tolist() for k, v in recomputed.per_query.items()} == stored["per_query"]
         assert len(cfg.results["metrics"]["per_query"]["nDCG@10"]) == 10
         assert set(cfg.results["top1"]) <= set(ranked)
         latency = cfg.results["latency"]

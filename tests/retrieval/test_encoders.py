@@ -82,7 +82,25 @@ def test_bfloat16_precision_stays_close_to_float32(model) -> None:
     full = encoders.encode_passages(model, TEXTS)
     half = encoders.encode_passages(model, TEXTS, precision="bfloat16")
     assert half.dtype == np.float32
+    # bf16 keeps 8 mantissa bits; whether the CPU runs it natively (AMX/AVX512-BF16) or emulated changes the rounding
+    # but not its size, so a cosine bound far below "equal" and far above "unrelated" holds everywhere.
     assert (full * half).sum(axis=1).min() > 0.99
+
+
+@pytest.mark.parametrize("fast_bf16", [True, False])
+def test_auto_precision_on_cpus_with_and_without_native_bf16(model, monkeypatch, fast_bf16: bool) -> None:
+    """``auto`` is bfloat16 only where the CPU has native bf16; either way the embeddings match float32 closely."""
+    monkeypatch.setattr(encoders, "cpu_has_fast_bf16", lambda: fast_bf16)
+    assert encoders.resolve_precision(model, "auto") == ("bfloat16" if fast_bf16 else "float32")
+    assert encoders.resolve_precision(model, "float32") == "float32"
+    auto = encoders.encode_passages(model, TEXTS, precision="auto")
+    full = encoders.encode_passages(model, TEXTS, precision="float32")
+    assert auto.dtype == np.float32 and auto.shape == full.shape
+    np.testing.assert_allclose(np.linalg.norm(auto, axis=1), 1.0, atol=1e-5)
+    if fast_bf16:
+        assert (full * auto).sum(axis=1).min() > 0.99  # the bf16 bound above
+    else:
+        np.testing.assert_allclose(auto, full, atol=1e-6)  # the same float32 computation, run twice
     with pytest.raises(RetrievalError, match="precision"):
         encoders.encode_passages(model, TEXTS, precision="fp8")  # type: ignore[arg-type]
 

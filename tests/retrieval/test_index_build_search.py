@@ -169,6 +169,42 @@ def test_reranking_with_a_tiny_cross_encoder(index: LoadedIndex, tiny_cross_enco
     assert result.timings_ms["rerank"] > 0
 
 
+@pytest.mark.parametrize("fast_bf16", [True, False])
+def test_cross_encoder_auto_precision_with_and_without_native_bf16(
+    index: LoadedIndex, tiny_cross_encoder_path: Path, monkeypatch, fast_bf16: bool
+) -> None:
+    import workbench.retrieval.rerank as rerank_module
+
+    monkeypatch.setattr(rerank_module, "cpu_has_fast_bf16", lambda: fast_bf16)
+    auto = CrossEncoderReranker(tiny_cross_encoder_path, batch_size=4, max_length=64)
+    assert auto.precision == ("bfloat16" if fast_bf16 else "float32")
+    full = CrossEncoderReranker(tiny_cross_encoder_path, batch_size=4, max_length=64, precision="float32")
+    passages = [text for _, text in PASSAGES]
+    got, want = auto.score("aspirin heart attack", passages), full.score("aspirin heart attack", passages)
+    assert got.dtype == np.float32 and got.shape == (len(PASSAGES),)
+    # The scores are probabilities in (0, 1). bf16 keeps 8 significant bits (relative error up to 2**-8 per
+    # rounding), so under bf16 they match float32 to 1e-2, whether the CPU runs bf16 natively or emulates it; in
+    # float32 it is the same computation run twice. Ranks are not compared: this tiny random model's scores all
+    # sit within ~1e-4 of each other, closer than bf16 resolves.
+    tolerance = 1e-2 if fast_bf16 else 1e-6
+    np.testing.assert_allclose(got, want, rtol=0, atol=tolerance)
+    result = index.search("aspirin heart attack", mode="hybrid", k=3, rerank=auto, rerank_top_n=6)
+    assert [h.score for h in result.hits] == sorted((h.score for h in result.hits), reverse=True)
+
+
+@pytest.mark.parametrize("fast_bf16", [True, False])
+def test_index_build_auto_precision_with_and_without_native_bf16(
+    tiny_encoder_path: Path, tmp_path: Path, monkeypatch, fast_bf16: bool
+) -> None:
+    import workbench.retrieval.encoders as encoders_module
+
+    monkeypatch.setattr(encoders_module, "cpu_has_fast_bf16", lambda: fast_bf16)
+    manifest = build_index(out_dir=tmp_path / "v", passages=PASSAGES, encoder_path=tiny_encoder_path)
+    assert manifest["parameters"]["precision"] == ("bfloat16" if fast_bf16 else "float32")
+    result = LoadedIndex(tmp_path / "v").search("aspirin", mode="hybrid", k=10, alpha=0.0)  # BM25 weight only
+    assert result.passage_ids[:2] == [101, 109]  # decided by BM25, whatever the embeddings' precision
+
+
 def test_rerank_order_follows_the_reranker(index: LoadedIndex) -> None:
     result = index.search("aspirin", mode="bm25", k=2, rerank=LengthReranker(), rerank_top_n=2)
     texts = dict(PASSAGES)
