@@ -106,26 +106,48 @@ def test_api_search_with_token(client, built) -> None:  # type: ignore[no-untype
 
 
 @pytest.mark.parametrize(
-    "params,message",
+    "params,status,message",
     [
-        ({"q": "x" * 100_000}, "limit is 10,000"),
-        ({"q": "cells", "mode": "magic"}, "mode must be one of"),
-        ({"q": "cells", "k": 0}, "k must be between"),
-        ({"q": "cells", "colour": "red", "filters": {"colour": "red"}}, "Unknown filter colour"),
-        ({"q": "cells", "date_from": "last week"}, "date_from must be a date"),
-        ({"q": "cells", "index": 999999}, "No index 999999"),
-        ({"q": "cells", "rerank": 999999}, "No trained reranker"),
-        ({"q": ""}, "empty"),
+        ({"q": "cells", "colour": "red", "filters": {"colour": "red"}}, 400, "Unknown filter colour"),
+        ({"q": "cells", "index": 999999}, 404, "No index 999999"),
+        ({"q": "cells", "rerank": 999999}, 404, "No trained reranker"),
+        ({"q": "   "}, 400, "empty"),
     ],
 )
-def test_api_bad_input_is_400_with_message(client, built, params, message) -> None:  # type: ignore[no-untyped-def]
+def test_api_bad_input_is_refused_with_message(client, built, params, status, message) -> None:  # type: ignore[no-untyped-def]
     project, lead, _, _, _ = built
     key = projects.api_token_create(user=lead, name="ci")
     response = client.post(
         reverse("api:search", kwargs={"slug": project.slug}), json.dumps(params), content_type="application/json",
         HTTP_AUTHORIZATION=f"Token {key}",
     )  # fmt: skip
-    assert response.status_code == 400 and message in response.json()["error"]
+    assert response.status_code == status and message in response.json()["error"], response.content
+    assert not SearchLog.objects.exists()
+
+
+@pytest.mark.parametrize(
+    "params,field,message",
+    [
+        ({"q": "x" * 100_000}, "q", "at most 10000 characters"),
+        ({"q": ""}, "q", "at least 1 character"),
+        ({"q": "cells", "mode": "magic"}, "mode", "Input should be 'dense', 'bm25' or 'hybrid'"),
+        ({"q": "cells", "k": 0}, "k", "greater than or equal to 1"),
+        ({"q": "cells", "k": "ten"}, "k", "Input should be a valid integer"),
+        ({"q": "cells", "alpha": 2}, "alpha", "less than or equal to 1"),
+        ({"q": "cells", "date_from": "last week"}, "date_from", "valid date"),
+        ({"q": "cells", "filters": {"tenant": ["a"]}}, "filters.tenant", "valid string"),
+    ],
+)
+def test_api_invalid_fields_are_400_field_by_field(client, built, params, field, message) -> None:  # type: ignore[no-untyped-def]
+    project, lead, _, _, _ = built
+    key = projects.api_token_create(user=lead, name="ci")
+    response = client.post(
+        reverse("api:search", kwargs={"slug": project.slug}), json.dumps(params), content_type="application/json",
+        HTTP_AUTHORIZATION=f"Token {key}",
+    )  # fmt: skip
+    body = response.json()
+    assert response.status_code == 400 and body["error"] == "invalid request", body
+    assert message in body["fields"][field], body
     assert not SearchLog.objects.exists()
 
 
