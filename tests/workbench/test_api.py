@@ -48,6 +48,8 @@ def test_openapi_document_lists_every_path_with_schemas(client) -> None:  # type
             for status in ("401", "403", "404"):
                 assert op["responses"][status]["content"]["application/json"]["schema"]["$ref"].endswith("/ErrorOut")
             assert {next(iter(s)) for s in op["security"]} == {"TokenAuth", "SessionAuth"}, (path, method)
+    operation_ids = {op["operationId"] for ops in doc["paths"].values() for op in ops.values()}
+    assert operation_ids == {"search_get", "search_post", "indexes_list", "models_list", "jobs_list", "job_get"}
     search = doc["paths"]["/api/p/{slug}/search"]
     assert search["post"]["requestBody"]["content"]["application/json"]["schema"]["$ref"].endswith("/SearchIn")
     query_params = {p["name"] for p in search["get"]["parameters"] if p["in"] == "query"}
@@ -122,7 +124,9 @@ def test_bodies_that_are_not_a_json_object_are_400(client, member) -> None:  # t
     missing = client.post(url, "{}", content_type="application/json", HTTP_AUTHORIZATION=f"Token {key}")
     assert missing.status_code == 400 and missing.json()["fields"] == {"q": "Field required"}
     query = client.get(url, {"q": "cells", "k": "ten", "mode": "bm25"}, HTTP_AUTHORIZATION=f"Token {key}")
-    assert query.status_code == 400 and query.json()["fields"] == {"k": "Input should be a valid integer, unable to parse string as an integer"}
+    assert query.status_code == 400 and query.json()["fields"] == {
+        "k": "Input should be a valid integer, unable to parse string as an integer"
+    }
 
 
 @pytest.fixture

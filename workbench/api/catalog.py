@@ -16,9 +16,13 @@ ERRORS = {401: ErrorOut, 403: ErrorOut, 404: ErrorOut}
 
 
 @router.get(
-    "/p/{slug:slug}/indexes", response={200: IndexListOut, **ERRORS}, auth=project_auth(Capability.VIEW),
-    url_name="indexes", summary="Index versions of the project",
-)  # fmt: skip
+    "/p/{slug:slug}/indexes",
+    response={200: IndexListOut, **ERRORS},
+    auth=project_auth(Capability.VIEW),
+    url_name="indexes",
+    operation_id="indexes_list",
+    summary="Index versions of the project",
+)
 def indexes(request: HttpRequest, slug: str) -> dict:
     rows = IndexVersion.objects.filter(project=project_of(request)).select_related("corpus", "encoder")
     return {
@@ -42,8 +46,12 @@ def indexes(request: HttpRequest, slug: str) -> dict:
 
 
 @router.get(
-    "/p/{slug:slug}/models", response={200: ModelListOut, **ERRORS}, auth=project_auth(Capability.VIEW),
-    url_name="models", summary="Model versions of the project",
-)  # fmt: skip
+    "/p/{slug:slug}/models",
+    response={200: ModelListOut, **ERRORS},
+    auth=project_auth(Capability.VIEW),
+    url_name="models",
+    operation_id="models_list",
+    summary="Model versions of the project",
+)
 def models(request: HttpRequest, slug: str) -> dict:
     return {"models": list(ModelVersion.objects.filter(project=project_of(request)))}

@@ -18,9 +18,13 @@ ERRORS = {401: ErrorOut, 403: ErrorOut, 404: ErrorOut}
 
 
 @router.get(
-    "/p/{slug:slug}/jobs", response={200: JobListOut, 400: ErrorOut, **ERRORS}, auth=project_auth(Capability.VIEW),
-    url_name="jobs", summary="Recent jobs, newest first",
-)  # fmt: skip
+    "/p/{slug:slug}/jobs",
+    response={200: JobListOut, 400: ErrorOut, **ERRORS},
+    auth=project_auth(Capability.VIEW),
+    url_name="jobs",
+    operation_id="jobs_list",
+    summary="Recent jobs, newest first",
+)
 def jobs(request: HttpRequest, slug: str, params: Query[JobsIn]) -> dict:
     rows = selectors.jobs_for_project(project_of(request), status=params.status or "")
     if params.kind:
@@ -34,9 +38,13 @@ def jobs(request: HttpRequest, slug: str, params: Query[JobsIn]) -> dict:
 
 
 @router.get(
-    "/p/{slug:slug}/jobs/{int:pk}", response={200: JobDetailOut, **ERRORS}, auth=project_auth(Capability.VIEW),
-    url_name="job", summary="One job: status, progress, message, result, timestamps",
-)  # fmt: skip
+    "/p/{slug:slug}/jobs/{int:pk}",
+    response={200: JobDetailOut, **ERRORS},
+    auth=project_auth(Capability.VIEW),
+    url_name="job",
+    operation_id="job_get",
+    summary="One job: status, progress, message, result, timestamps",
+)
 def job(request: HttpRequest, slug: str, pk: int) -> Job:
     found = selectors.jobs_for_project(project_of(request)).filter(pk=pk).first()
     if found is None:

@@ -97,7 +97,7 @@ class SearchOut(Schema):
     index: IndexRef
     mode: SearchMode
     reranker: str | None = Field(description="Name of the reranker used, if any.")
-    timings_ms: dict[str, float] = Field(description="Milliseconds per stage (embed, dense, bm25, fuse, rerank, total).")
+    timings_ms: dict[str, float] = Field(description="Milliseconds per stage (embed, dense, bm25, fuse, rerank).")
     results: list[HitOut]
 
 

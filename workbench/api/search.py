@@ -49,16 +49,24 @@ def _search(request: HttpRequest, params: SearchIn) -> SearchOut:
 
 
 @router.get(
-    "/p/{slug:slug}/search", response=RESPONSES, auth=project_auth(Capability.SEARCH), url_name="search",
+    "/p/{slug:slug}/search",
+    response=RESPONSES,
+    auth=project_auth(Capability.SEARCH),
+    url_name="search",
+    operation_id="search_get",
     summary="Search the project (query parameters)",
-)  # fmt: skip
+)
 def search_get(request: HttpRequest, slug: str, params: Query[SearchIn]) -> SearchOut:
     return _search(request, params)
 
 
 @router.post(
-    "/p/{slug:slug}/search", response=RESPONSES, auth=project_auth(Capability.SEARCH), url_name="search",
+    "/p/{slug:slug}/search",
+    response=RESPONSES,
+    auth=project_auth(Capability.SEARCH),
+    url_name="search",
+    operation_id="search_post",
     summary="Search the project (JSON body)",
-)  # fmt: skip
+)
 def search_post(request: HttpRequest, slug: str, params: Body[SearchIn]) -> SearchOut:
     return _search(request, params)
