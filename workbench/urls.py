@@ -7,7 +7,8 @@ from django.contrib import admin
 from django.contrib.auth import views as auth_views
 from django.urls import include, path
 
-from workbench import api, search_views, views
+from workbench import search_views, views
+from workbench.api import api
 
 P = "p/<slug:slug>/"
 
@@ -39,18 +40,12 @@ app_patterns = [
     path(P + "latency/", search_views.latency_page, name="latency"),
 ]
 
-api_patterns = [
-    path(P + "search", api.search, name="search"),
-    path(P + "indexes", api.indexes, name="indexes"),
-    path(P + "models", api.models, name="models"),
-]
-
 urlpatterns = [
     path("admin/", admin.site.urls),
     path("accounts/login/", auth_views.LoginView.as_view(), name="login"),
     path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("accounts/tokens/", search_views.tokens_page, name="tokens"),
-    path("api/", include((api_patterns, "api"))),
+    path("api/", api.urls),  # namespace "api"
     path("", include("evaluation.urls")),
     path("", include((app_patterns, "workbench"))),
 ]

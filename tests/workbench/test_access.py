@@ -42,6 +42,8 @@ URLS: dict[str, tuple[Capability, str]] = {
     "api:search": (Capability.SEARCH, "get"),
     "api:indexes": (Capability.VIEW, "get"),
     "api:models": (Capability.VIEW, "get"),
+    "api:jobs": (Capability.VIEW, "get"),
+    "api:job": (Capability.VIEW, "get"),
     "evaluation:list": (Capability.VIEW, "get"),
     "evaluation:new": (Capability.RUN_JOBS, "get"),
     "evaluation:compare": (Capability.VIEW, "get"),

@@ -114,24 +114,48 @@ def test_api_search_with_token(client, built) -> None:  # type: ignore[no-untype
 
 
 @pytest.mark.parametrize(
-    "params,message",
+    "params,status,message",
     [
-        ({"q": "x" * 100_000}, "limit is 10,000"),
-        ({"q": "cells", "mode": "magic"}, "mode must be one of"),
-        ({"q": "cells", "k": 0}, "k must be between"),
-        ({"q": "cells", "colour": "red", "filters": {"colour": "red"}}, "Unknown filter colour"),
-        ({"q": "cells", "date_from": "last week"}, "date_from must be a date"),
-        ({"q": ""}, "empty"),
+        ({"q": "cells", "colour": "red", "filters": {"colour": "red"}}, 400, "Unknown filter colour"),
+        ({"q": "cells", "index": 999999}, 404, "No index 999999"),
+        ({"q": "cells", "rerank": 999999}, 404, "No trained reranker"),
+        ({"q": "   "}, 400, "empty"),
     ],
 )
-def test_api_bad_input_is_400_with_message(client, built, params, message) -> None:  # type: ignore[no-untyped-def]
+def test_api_bad_input_is_refused_with_message(client, built, params, status, message) -> None:  # type: ignore[no-untyped-def]
     project, lead, _, _, _ = built
     key = projects.api_token_create(user=lead, name="ci")
     response = client.post(
         reverse("api:search", kwargs={"slug": project.slug}), json.dumps(params), content_type="application/json",
         HTTP_AUTHORIZATION=f"Token {key}",
     )  # fmt: skip
-    assert response.status_code == 400 and message in response.json()["error"]
+    assert response.status_code == status and message in response.json()["error"], response.content
+    assert not SearchLog.objects.exists()
+
+
+@pytest.mark.parametrize(
+    "params,field,message",
+    [
+        ({"q": "x" * 100_000}, "q", "at most 10000 characters"),
+        ({"q": ""}, "q", "at least 1 character"),
+        ({"q": "cells", "mode": "magic"}, "mode", "Input should be 'dense', 'bm25' or 'hybrid'"),
+        ({"q": "cells", "k": 0}, "k", "greater than or equal to 1"),
+        ({"q": "cells", "k": "ten"}, "k", "Input should be a valid integer"),
+        ({"q": "cells", "alpha": 2}, "alpha", "less than or equal to 1"),
+        ({"q": "cells", "date_from": "last week"}, "date_from", "valid date"),
+        ({"q": "cells", "filters": {"tenant": ["a"]}}, "filters.tenant", "valid string"),
+    ],
+)
+def test_api_invalid_fields_are_400_field_by_field(client, built, params, field, message) -> None:  # type: ignore[no-untyped-def]
+    project, lead, _, _, _ = built
+    key = projects.api_token_create(user=lead, name="ci")
+    response = client.post(
+        reverse("api:search", kwargs={"slug": project.slug}), json.dumps(params), content_type="application/json",
+        HTTP_AUTHORIZATION=f"Token {key}",
+    )  # fmt: skip
+    body = response.json()
+    assert response.status_code == 400 and body["error"] == "invalid request", body
+    assert message in body["fields"][field], body
     assert not SearchLog.objects.exists()
 
 
@@ -246,7 +270,12 @@ def test_the_served_configuration_answers_not_the_newest_index(client, built, ti
         reverse("api:search", kwargs={"slug": project.slug}), {"q": "cells", "k": 3}, HTTP_AUTHORIZATION=f"Token {key}"
     ).json()
     served = project.serving.configuration
-    assert body["configuration"] == {"id": served.pk, "name": "served", "served": True}
+    assert body["configuration"] == {
+        "id": served.pk,
+        "name": "served",
+        "served": True,
+        "description": served.describe(),
+    }
     assert body["index"]["id"] == index.pk != newer.pk
     log = SearchLog.objects.get()
     assert log.configuration == served and log.served and log.index == index
@@ -260,11 +289,9 @@ def test_no_served_configuration_is_a_clear_error(client, built) -> None:  # typ
     response = client.get(url, {"q": "cells"}, HTTP_AUTHORIZATION=f"Token {key}")
     assert response.status_code == 400 and "serves no search configuration" in response.json()["error"]
     explicit = client.get(url, {"q": "cells", "index": index.pk, "mode": "bm25"}, HTTP_AUTHORIZATION=f"Token {key}")
-    assert explicit.status_code == 200 and explicit.json()["configuration"] == {
-        "id": None,
-        "name": None,
-        "served": False,
-    }
+    answered = explicit.json()["configuration"]
+    assert explicit.status_code == 200 and answered["description"] == "scifact v1 (tiny) · bm25"
+    assert (answered["id"], answered["name"], answered["served"]) == (None, None, False)
     assert SearchLog.objects.get().configuration is None
 
 
