@@ -5,3 +5,10 @@ from __future__ import annotations
 
 class WorkbenchError(Exception):
     """A problem a user can act on (bad input, a conflicting state); never a bug."""
+
+
+class PermanentJobError(WorkbenchError):
+    """A job failure that running the same job again cannot fix (a malformed file, a file already imported).
+
+    Raise it from job code for input problems found before any work is kept; the job fails without a Retry button.
+    """
