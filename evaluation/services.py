@@ -250,7 +250,6 @@ def eval_run_start(
                 title=f"Evaluate {name}"[:300],
                 params={"eval_run_id": run.pk},
                 user=user,
-                queue="default",
             )
         run.save(update_fields=["baseline", "hard_baseline", "notes", "job"])
     if not background:

@@ -242,7 +242,10 @@ class Judgment(models.Model):
 
 
 class Job(models.Model):
-    """A background task as users see it: status, progress, log tail and metric history, polled by pages."""
+    """A background task as users see it: status, progress, message and log tail, polled by pages.
+
+    Metrics (a training loss every few steps) are rows of JobMetric, appended without rewriting this row.
+    """
 
     class Status(models.TextChoices):
         QUEUED = "queued", "Queued"
@@ -263,10 +266,11 @@ class Job(models.Model):
     progress = models.FloatField(default=0.0)
     message = models.TextField(blank=True)
     log_tail = models.TextField(blank=True)
-    metric_history = models.JSONField(default=list, blank=True)
     cancel_requested = models.BooleanField(default=False)
     worker = models.CharField(max_length=200, blank=True)
     heartbeat_at = models.DateTimeField(null=True, blank=True)
+    # False for failures that running the job again cannot fix (PermanentJobError): no Retry is offered.
+    retryable = models.BooleanField(default=True)
     retry_of = models.ForeignKey("self", null=True, blank=True, on_delete=models.SET_NULL, related_name="retries")
     created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+")
     created_at = models.DateTimeField(auto_now_add=True)
@@ -275,6 +279,7 @@ class Job(models.Model):
 
     class Meta:
         ordering = ["-created_at", "-id"]
+        indexes = [models.Index(fields=["queue", "status"], name="job_queue_status")]
 
     def __str__(self) -> str:
         return f"{self.kind} #{self.pk} ({self.status})"
@@ -291,6 +296,43 @@ class Job(models.Model):
 
         end = self.finished_at or timezone.now()
         return (end - self.started_at).total_seconds()
+
+    @property
+    def progress_percent(self) -> int:
+        """Whole percent, rounded down so a job never shows 100 % before it is done (one number for bar and text)."""
+        if self.status == self.Status.SUCCEEDED:
+            return 100
+        return min(99, max(0, int(self.progress * 100)))
+
+    @property
+    def can_retry(self) -> bool:
+        return self.status in (self.Status.FAILED, self.Status.CANCELLED) and self.retryable
+
+    @property
+    def heartbeat_stale(self) -> bool:
+        """A running job whose worker stopped beating; the periodic reaper will mark it failed (pages only show it)."""
+        if self.status != self.Status.RUNNING or self.heartbeat_at is None:
+            return False
+        from django.utils import timezone
+
+        return (timezone.now() - self.heartbeat_at).total_seconds() > settings.JOB_HEARTBEAT_TIMEOUT_S
+
+
+class JobMetric(models.Model):
+    """One reported value of a job (a training loss at a step): appended in O(1), read downsampled."""
+
+    job = models.ForeignKey(Job, on_delete=models.CASCADE, related_name="metrics")
+    name = models.CharField(max_length=100)
+    step = models.BigIntegerField(help_text="Training step, or the report's sequence number per name.")
+    value = models.FloatField()
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["job", "name", "step", "id"]
+        indexes = [models.Index(fields=["job", "name", "step"], name="jobmetric_job_name_step")]
+
+    def __str__(self) -> str:
+        return f"{self.name}@{self.step}={self.value}"
 
 
 class ModelVersion(models.Model):

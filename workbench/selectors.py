@@ -7,7 +7,7 @@ from typing import Any
 
 import numpy as np
 from django.db import connection
-from django.db.models import Count, Q, QuerySet
+from django.db.models import Avg, BigIntegerField, Count, ExpressionWrapper, F, Max, Min, Q, QuerySet, Value
 from django.utils import timezone
 
 from workbench.models import (
@@ -15,6 +15,7 @@ from workbench.models import (
     Document,
     IndexVersion,
     Job,
+    JobMetric,
     Judgment,
     Membership,
     Project,
@@ -93,6 +94,101 @@ def queries_list(project: Project, *, tag: str = "", text: str = "") -> QuerySet
 def jobs_for_project(project: Project, *, status: str = "") -> QuerySet[Job]:
     qs = Job.objects.filter(project=project).select_related("created_by")
     return qs.filter(status=status) if status else qs
+
+
+def job_metric_names(job: Job) -> list[str]:
+    return list(JobMetric.objects.filter(job=job).order_by("name").values_list("name", flat=True).distinct())
+
+
+def job_metric_series(job: Job, name: str, *, max_points: int = 500) -> list[tuple[int, float]]:
+    """At most ``max_points`` (step, value) points of one metric for a chart, downsampled in SQL.
+
+    The first and last points are the exact first and last reports; between them, steps are split into equal ranges
+    and each range shows its mean at its last step. Never more than ``max_points`` rows leave the database.
+    """
+    max_points = max(2, max_points)
+    rows = JobMetric.objects.filter(job=job, name=name)
+    stats = rows.aggregate(n=Count("id"), lo=Min("step"), hi=Max("step"))
+    if not stats["n"]:
+        return []
+    if stats["n"] <= max_points:
+        return list(rows.order_by("step", "id").values_list("step", "value"))
+    first = rows.order_by("step", "id").values_list("step", "value")[0]
+    last = rows.order_by("-step", "-id").values_list("step", "value")[0]
+    lo, hi, buckets = first[0], last[0], max_points - 2
+    width = max(1, -(-(hi - lo - 1) // buckets))  # ceil: steps strictly between the first and the last
+    middle = (
+        rows.filter(step__gt=lo, step__lt=hi)
+        .annotate(bucket=ExpressionWrapper((F("step") - Value(lo + 1)) / Value(width), output_field=BigIntegerField()))
+        .values("bucket")
+        .annotate(at=Max("step"), mean=Avg("value"))
+        .order_by("bucket")
+        .values_list("at", "mean")[:buckets]
+    )
+    return [(first[0], first[1]), *((int(at), float(mean)) for at, mean in middle), (last[0], last[1])]
+
+
+def job_metric_chart(job: Job, *, max_points: int = 500) -> dict[str, list[tuple[int, float]]]:
+    """Every metric of a job, downsampled, for the chart of its page."""
+    return {name: job_metric_series(job, name, max_points=max_points) for name in job_metric_names(job)[:8]}
+
+
+def job_queue_ahead(job: Job, *, limit: int = 5) -> dict[str, Any] | None:
+    """For a queued job: its place in its queue and what runs or waits ahead of it (read-only).
+
+    Workers take a queue's jobs oldest first, so what is ahead is every active job on the same queue created before
+    it. Jobs of other projects share the queue but are only counted, never named.
+    """
+    if job.status != Job.Status.QUEUED:
+        return None
+    ahead = Job.objects.filter(queue=job.queue, status__in=Job.ACTIVE).filter(
+        Q(status=Job.Status.RUNNING) | Q(created_at__lt=job.created_at) | Q(created_at=job.created_at, pk__lt=job.pk)
+    )
+    total = ahead.count()
+    own = ahead.filter(project=job.project)
+    n_own = own.count()
+    mine = list(own.order_by("created_at", "id")[:limit])
+    return {
+        "position": total + 1,
+        "queue": job.queue,
+        "ahead": mine,
+        "more": n_own - len(mine),
+        "other_projects": total - n_own,
+    }
+
+
+def job_links(job: Job) -> list[tuple[str, str]]:
+    """Links to what a finished job produced (an index, an evaluation, a corpus), declared with its task."""
+    from workbench.jobs import job_kind
+
+    entry = job_kind(job.kind)
+    if job.status != Job.Status.SUCCEEDED or entry is None or entry.links is None:
+        return []
+    return entry.links(job)
+
+
+def job_result_fields(job: Job) -> list[tuple[str, str]]:
+    """A finished job's result as readable (label, value) pairs: ids become links elsewhere, never raw keys."""
+    fields = []
+    for key, value in (job.result or {}).items():
+        if key == "message" or key.endswith("_id") or key.endswith("_ids"):
+            continue
+        if isinstance(value, bool):
+            text = "yes" if value else "no"
+        elif isinstance(value, int):
+            text = f"{value:,}"
+        elif isinstance(value, float):
+            text = f"{value:,.1f}" if key.endswith(("_seconds", "_s")) else f"{value:,.4g}"
+        elif isinstance(value, list | tuple):
+            text = ", ".join(str(v) for v in value)
+        elif isinstance(value, dict):
+            text = ", ".join(f"{k} {v}" for k, v in value.items())
+        else:
+            text = str(value)
+        label = key.replace("_", " ")
+        label = label.removesuffix(" seconds") + " (s)" if key.endswith("_seconds") else label
+        fields.append((label[:1].upper() + label[1:], text))
+    return fields
 
 
 LATENCY_WINDOWS = {"1h": 1, "24h": 24, "7d": 24 * 7, "30d": 24 * 30}

@@ -19,7 +19,7 @@ from workbench import selectors
 from workbench.access import project_view
 from workbench.errors import WorkbenchError
 from workbench.forms import CorpusForm, CorpusUploadForm, MemberForm, ProjectForm, QrelsImportForm, QueriesImportForm
-from workbench.jobs import job_cancel, job_retry, jobs_reap_stale
+from workbench.jobs import job_cancel, job_retry
 from workbench.models import Corpus, Document, Job, Membership, Project
 from workbench.roles import Capability, role_allows
 from workbench.services import projects
@@ -235,7 +235,6 @@ def export(request: HttpRequest, project: Project) -> HttpResponse:
 
 @project_view(Capability.VIEW)
 def jobs(request: HttpRequest, project: Project) -> HttpResponse:
-    jobs_reap_stale()
     status = request.GET.get("status", "")
     page = Paginator(selectors.jobs_for_project(project, status=status), 30).get_page(request.GET.get("page"))
     return render(request, "workbench/jobs.html", {"project": project, "page": page, "status": status})
@@ -243,11 +242,13 @@ def jobs(request: HttpRequest, project: Project) -> HttpResponse:
 
 @project_view(Capability.VIEW)
 def job_detail(request: HttpRequest, project: Project, pk: int) -> HttpResponse:
-    jobs_reap_stale()
+    # Read-only, like every GET: a job whose worker died is shown as such and marked failed by the beat reaper.
     job = get_object_or_404(Job.objects.select_related("created_by"), pk=pk, project=project)
-    context = {"project": project, "job": job, "can_control": _can(request, Capability.RUN_JOBS)}
-    template = "workbench/_job_status.html" if request.htmx else "workbench/job.html"
-    return render(request, template, context)
+    context: dict[str, Any] = {"project": project, "job": job, "can_control": _can(request, Capability.RUN_JOBS)}
+    if request.htmx:
+        return render(request, "workbench/_job_status.html", context)
+    context["metric_chart"] = selectors.job_metric_chart(job)
+    return render(request, "workbench/job.html", context)
 
 
 @require_POST

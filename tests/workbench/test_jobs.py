@@ -91,7 +91,7 @@ def test_reporter_log_tail_and_metrics() -> None:
     job.refresh_from_db()
     lines = job.log_tail.splitlines()
     assert len(lines) == 200 and lines[-1].endswith("line 249")
-    assert job.metric_history[0]["loss"] == 0.5
+    assert list(job.metrics.values_list("name", "step", "value")) == [("loss", 0, 0.5)]
 
 
 def test_unknown_kind_is_refused() -> None:

@@ -184,12 +184,20 @@ class JobOut(Schema):
 class JobDetailOut(JobOut):
     result: dict[str, Any]
     log_tail: str
-    metric_history: list[Any]
+    metrics: dict[str, list[tuple[int, float]]] = Field(
+        description="Each reported metric as (step, value) points, downsampled to at most 500 per metric."
+    )
     retry_of: int | None = Field(description="Id of the job this one retried.")
 
     @staticmethod
     def resolve_retry_of(job: Job) -> int | None:
         return job.retry_of_id
+
+    @staticmethod
+    def resolve_metrics(job: Job) -> dict[str, list[tuple[int, float]]]:
+        from workbench.selectors import job_metric_names, job_metric_series
+
+        return {name: job_metric_series(job, name) for name in job_metric_names(job)}
 
 
 class JobListOut(Schema):

@@ -16,7 +16,7 @@ from django.db import IntegrityError, transaction
 from django.db.models import Max
 
 from workbench.errors import WorkbenchError
-from workbench.jobs import JobCancelled, JobReporter, job_create
+from workbench.jobs import JobCancelled, JobReporter, SmoothedRate, job_create
 from workbench.models import Corpus, IndexVersion, Job, ModelVersion, Passage, Project
 from workbench.retrieval import encoders, faiss_index
 from workbench.retrieval.artifacts import remove_stale_temp_dirs
@@ -116,7 +116,7 @@ def index_params_check(*, corpus: Corpus, encoder: ModelVersion, index_type: str
 def index_build_start(
     *, project: Project, corpus: Corpus, encoder: ModelVersion, index_type: str, params: dict[str, Any], user: Any
 ) -> Job:
-    """Validate and queue an index build on the index queue (cpu unless configured)."""
+    """Validate and queue an index build (on the queue its task declares: INDEX_BUILD_QUEUE, cpu by default)."""
     checked = index_params_check(corpus=corpus, encoder=encoder, index_type=index_type, params=params)
     job_params = {
         "corpus_id": corpus.pk,
@@ -131,8 +131,11 @@ def index_build_start(
             title=f"Index {corpus.name} with {encoder.name} ({checked['index_type']})",
             params=job_params,
             user=user,
-            queue=settings.INDEX_BUILD_QUEUE,
         )
+
+
+def _duration(seconds: float) -> str:
+    return f"{seconds:.0f} s" if seconds < 90 else f"{seconds / 60:.0f} min"
 
 
 def _corpus_passages(corpus: Corpus) -> tuple[list[tuple[int, str]], int]:
@@ -161,10 +164,18 @@ def index_build_run(*, job: Job, report: JobReporter) -> dict:
     out_dir = indexes_dir / f"{corpus.pk}-{uuid.uuid4().hex[:12]}"
     report.log(f"{len(passages):,} passages of corpus {corpus.name} (version {corpus_version})")
 
+    rates: dict[str, SmoothedRate] = {}
+
     def on_progress(p: Any) -> None:
-        eta = f", ETA {p.eta_s:.0f} s" if p.eta_s is not None else ""
-        rate = f" at {p.rate_per_s:.1f}/s" if p.rate_per_s else ""
-        report.progress(p.fraction, f"{p.stage}: {p.done:,} / {p.total:,}{rate}{eta}")
+        # The bar shows the whole build (embedding is ~85 % of it) and the counts are the current step's, so the
+        # message names both with the same whole percent as the bar. The ETA comes from a smoothed recent rate,
+        # not the rate since the start, which includes the tokenisation and the longest batches.
+        rate = rates.setdefault(p.stage, SmoothedRate()).update(p.done)
+        eta = rates[p.stage].eta_s(p.total - p.done) if p.done < p.total else None
+        speed = f" at {rate:,.1f}/s" if rate else ""
+        left = f", about {_duration(eta)} left in this step" if eta is not None else ""
+        overall = min(99, int(p.fraction * 100))
+        report.progress(p.fraction, f"{overall} % of the build · {p.stage}: {p.done:,} / {p.total:,}{speed}{left}")
 
     try:
         manifest = build_index(

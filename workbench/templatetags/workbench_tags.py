@@ -24,3 +24,21 @@ def highlight(text: str, query: str) -> SafeString:
 @register.filter
 def get_item(mapping: dict, key: str):  # type: ignore[no-untyped-def]
     return mapping.get(key) if mapping else None
+
+
+@register.simple_tag
+def job_details(job):  # type: ignore[no-untyped-def]
+    """What the shared job-status partial shows beyond the row: queue place, result fields, links (reads only)."""
+    from workbench import selectors
+
+    return {
+        "ahead": selectors.job_queue_ahead(job),
+        "fields": selectors.job_result_fields(job),
+        "links": selectors.job_links(job),
+    }
+
+
+@register.filter
+def ordinal(n: int) -> str:
+    suffix = "th" if 10 <= n % 100 <= 20 else {1: "st", 2: "nd", 3: "rd"}.get(n % 10, "th")
+    return f"{n}{suffix}"
