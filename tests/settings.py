@@ -11,7 +11,7 @@ import os
 
 os.environ.setdefault("DEBUG", "true")
 
-from workbench.settings import *  # noqa: E402, F403
+from workbench.settings import *  # noqa: F403
 
 # Hashed static names need `collectstatic` first; tests render templates straight from the source folders.
 STORAGES = {

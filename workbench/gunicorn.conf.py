@@ -36,3 +36,5 @@ errorlog = "-"
 loglevel = env.str("LOG_LEVEL", "INFO", choices=("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")).lower()
 access_log_format = '%(h)s %(l)s %(u)s %(t)s "%(r)s" %(s)s %(b)s "%(f)s" "%(a)s" %(M)sms'
 proc_name = "workbench"
+# gunicorn's control interface (gunicornc); beside the other runtime files, not one shared path in $HOME.
+control_socket = str(env.path("VAR_DIR", BASE_DIR / "var", base=BASE_DIR) / "gunicorn.ctl")

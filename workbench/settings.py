@@ -174,15 +174,18 @@ CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 # Queue for index builds (cpu unless a GPU worker is configured).
 INDEX_BUILD_QUEUE = env.str("INDEX_BUILD_QUEUE", "cpu", choices=("cpu", "gpu", "default"))
 
+LOG_LEVEL = env.str("LOG_LEVEL", "INFO", choices=("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"))
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
     "handlers": {"console": {"class": "logging.StreamHandler"}},
-    "root": {"handlers": ["console"], "level": env.str("LOG_LEVEL", "INFO", choices=("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"))},
+    "root": {"handlers": ["console"], "level": LOG_LEVEL},
     "loggers": {
         "django.db.backends": {"level": "WARNING"},
         "faiss.loader": {"level": "WARNING"},  # it narrates every CPU-feature probe at INFO
         "kombu.connection": {"level": "ERROR"},  # "no hostname" is expected with the filesystem broker
+        # Scanners send bad Host headers all day: the 400 is in the access log, without a traceback per request.
+        "django.security.DisallowedHost": {"level": "CRITICAL"},
     },
 }
 

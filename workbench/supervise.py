@@ -11,6 +11,7 @@ clean stop. Standard library only: no Django.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import ctypes
 import os
 import shlex
@@ -25,10 +26,8 @@ PR_SET_PDEATHSIG = 1
 
 def _die_with_parent() -> None:  # runs in the child between fork and exec
     # If the supervisor itself is killed (SIGKILL, OOM), its direct children get SIGTERM instead of living on.
-    try:
+    with contextlib.suppress(OSError, AttributeError):  # not Linux: no such call
         ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
-    except (OSError, AttributeError):  # not Linux
-        pass
 
 
 def _describe(returncode: int) -> str:
@@ -54,10 +53,8 @@ class Supervisor:
 
     def _signal_all(self, sig: int) -> None:
         for proc in self.procs.values():
-            try:
+            with contextlib.suppress(ProcessLookupError, PermissionError):
                 os.killpg(proc.pid, sig)  # the whole group: reloader children, pool processes
-            except (ProcessLookupError, PermissionError):
-                pass
 
     def _log(self, message: str) -> None:
         print(f"supervise: {message}", file=sys.stderr, flush=True)

@@ -32,7 +32,7 @@ print(json.dumps(out))
 
 
 def load_settings(tmp_path: Path, **env: str) -> subprocess.CompletedProcess[str]:
-    """Import the project's settings in a new interpreter with only `env` set (no .env file unless ENV_FILE is given)."""
+    """Import the settings in a new interpreter with only `env` set (and no .env file unless ENV_FILE names one)."""
     base = {k: v for k, v in os.environ.items() if k in {"PATH", "HOME", "LANG", "PYTHONPATH", "SYSTEMROOT"}}
     full = {**base, "DJANGO_SETTINGS_MODULE": "workbench.settings", "ENV_FILE": "", "VAR_DIR": str(tmp_path), **env}
     return subprocess.run(
@@ -61,9 +61,7 @@ def test_debug_is_off_by_default_and_then_a_secret_key_is_required(tmp_path: Pat
     assert "SECRET_KEY must be set" in message and "DEBUG" in message
     assert "SECRET_KEY must be set" in refused(load_settings(tmp_path, DEBUG="false", SECRET_KEY=""))
     # The built-in development key is never accepted in production.
-    assert "SECRET_KEY" in refused(
-        load_settings(tmp_path, DEBUG="false", SECRET_KEY="dev-only-insecure-key-change-me")
-    )
+    assert "SECRET_KEY" in refused(load_settings(tmp_path, DEBUG="false", SECRET_KEY="dev-only-insecure-key-change-me"))
 
 
 def test_production_defaults_are_secure(tmp_path: Path) -> None:
@@ -171,9 +169,9 @@ def test_env_bool() -> None:
 def test_env_int_and_lists_and_pairs() -> None:
     env = Env({"N": "1_000", "NEG": "-1", "X": "1.5", "L": " a, ,b ", "E": "", "P": "H, v", "P3": "a,b,c"})
     assert env.int("N", 0) == 1000 and env.int("MISSING", 5) == 5
-    with pytest.raises(ImproperlyConfigured, match="NEG='-1' is malformed: expected an integer >= 0"):
+    with pytest.raises(ImproperlyConfigured, match=r"NEG='-1' is malformed: expected an integer >= 0"):
         env.int("NEG", 0, min_value=0)
-    with pytest.raises(ImproperlyConfigured, match="X='1.5'"):
+    with pytest.raises(ImproperlyConfigured, match=r"X='1\.5'"):
         env.int("X", 0)
     assert env.list("L") == ["a", "b"] and env.list("E", ["x"]) == [] and env.list("MISSING", ["x"]) == ["x"]
     assert env.pair("P", None) == ("H", "v") and env.pair("E", ("a", "b")) is None
@@ -195,9 +193,7 @@ def test_env_path_str_url(tmp_path: Path) -> None:
 
 def test_parse_env_file(tmp_path: Path) -> None:
     path = tmp_path / ".env"
-    path.write_text(
-        "\n# a comment\nA=1\nexport B = two words  # trailing comment\nC='# kept'\nD=\"x y\"\nE=\nF=a=b\n"
-    )
+    path.write_text("\n# a comment\nA=1\nexport B = two words  # trailing comment\nC='# kept'\nD=\"x y\"\nE=\nF=a=b\n")
     assert parse_env_file(path) == {"A": "1", "B": "two words", "C": "# kept", "D": "x y", "E": "", "F": "a=b"}
     path.write_text("A=1\nnot a variable\n")
     with pytest.raises(ImproperlyConfigured, match=r"line 2: expected KEY=VALUE"):

@@ -70,7 +70,9 @@ class Command(BaseCommand):
         if settings.DEBUG:
             problems.append("DEBUG is on: unset it (or DEBUG=false); `make run` is the demo with DEBUG")
         if settings.DATABASES["default"]["ENGINE"] != "django.db.backends.postgresql":
-            problems.append("DATABASE_URL must point at PostgreSQL, e.g. postgresql://user:password@host:5432/workbench")
+            problems.append(
+                "DATABASE_URL must point at PostgreSQL, e.g. postgresql://user:password@host:5432/workbench"
+            )
         if not settings.CELERY_BROKER_URL.startswith(("redis://", "rediss://")):
             problems.append("CELERY_BROKER_URL must point at Redis, e.g. redis://127.0.0.1:6379/0")
         if problems:
