@@ -1,11 +1,11 @@
 """A small process supervisor: `python -m workbench.supervise [--grace S] NAME=COMMAND ...`.
 
 `make run` and `make serve` start the web server, Celery workers and beat through it. Each child runs in its own
-session, so the terminal's Ctrl-C reaches only this process (and make), which then stops every child in order:
-SIGTERM to each child's process group (gunicorn and Celery shut down gracefully on it), up to `--grace` seconds,
-then SIGKILL. A second Ctrl-C kills at once. When one child exits on its own, the others are stopped and this exits
-with status 1, so a crashed worker is never left unnoticed. A requested stop exits 0, which is what make reports as a
-clean stop. Standard library only: no Django.
+session, so the terminal's Ctrl-C reaches only this process (and make), which then stops every child: SIGTERM to
+each (gunicorn and Celery shut down gracefully on it), up to `--grace` seconds, then SIGKILL to each child's whole
+process group. A second Ctrl-C kills at once. When one child exits on its own, the others are stopped and this exits
+with status 1, so a crashed worker is never left unnoticed. A requested stop exits 0, so make reports no error.
+Standard library only: no Django.
 """
 
 from __future__ import annotations
@@ -54,7 +54,12 @@ class Supervisor:
     def _signal_all(self, sig: int) -> None:
         for proc in self.procs.values():
             with contextlib.suppress(ProcessLookupError, PermissionError):
-                os.killpg(proc.pid, sig)  # the whole group: reloader children, pool processes
+                if sig == signal.SIGKILL:
+                    os.killpg(proc.pid, sig)  # the whole group: reloader children, pool processes
+                elif proc.poll() is None:
+                    # SIGTERM to the leader only: gunicorn and Celery stop their own workers in order (a pool
+                    # process hit directly dies mid-task and its master logs an error).
+                    os.kill(proc.pid, sig)
 
     def _log(self, message: str) -> None:
         print(f"supervise: {message}", file=sys.stderr, flush=True)
