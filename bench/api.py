@@ -37,6 +37,7 @@ ENV = {
     "CELERY_TASK_ALWAYS_EAGER": "true",  # the index build runs in this process
     "DEBUG": "false",
     "SECRET_KEY": "bench-only",
+    "SECURE_SSL_REDIRECT": "false",  # plain HTTP to runserver on 127.0.0.1: no TLS proxy in front
     "DATABASE_URL": f"sqlite:///{CACHE / 'db.sqlite3'}",
 }
 os.environ.update(ENV)

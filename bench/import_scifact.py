@@ -20,6 +20,7 @@ sys.path.insert(0, str(ROOT))
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 _tmp = tempfile.mkdtemp(prefix="bench-import-")
 os.environ.setdefault("VAR_DIR", _tmp)
+os.environ.setdefault("DEBUG", "true")  # settings default to DEBUG off, which needs a SECRET_KEY; no server here
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "workbench.settings")
 
 import django  # noqa: E402

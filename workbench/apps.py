@@ -18,7 +18,11 @@ class WorkbenchConfig(AppConfig):
         from workbench.services.engines import caches_configure
 
         caches_configure()
-        if getattr(settings, "WARM_SERVED_ON_START", False):
+        import os
+        import sys
+
+        reloader_parent = "runserver" in sys.argv and os.environ.get("RUN_MAIN") != "true"
+        if settings.WARM_SERVED_ON_START and not reloader_parent:
             # Load what each project serves in the background, so the first search after a start is not the one
             # that waits for the model (it took 7.9-14.7 s cold). Web processes only: workers warm what they run.
             import threading

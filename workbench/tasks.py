@@ -114,7 +114,7 @@ def reap_stale_jobs() -> int:
 
 @shared_task(name="maintenance.prune_search_logs", ignore_result=True)
 def prune_search_logs() -> int:
-    return maintenance.search_logs_prune(older_than_days=getattr(settings, "SEARCH_LOG_RETENTION_DAYS", 30))
+    return maintenance.search_logs_prune(older_than_days=settings.SEARCH_LOG_RETENTION_DAYS)
 
 
 @shared_task(name="maintenance.remove_stale_artifact_temp_dirs", ignore_result=True)

@@ -32,9 +32,9 @@ WARM_QUERY = "warm-up query"
 
 def caches_configure() -> None:
     """Size the per-process caches from settings (called once when the app is ready)."""
-    indexes_cache.resize(getattr(settings, "INDEX_CACHE_SIZE", 4))
-    models_cache.resize(getattr(settings, "MODEL_CACHE_SIZE", 8))
-    rerankers_cache.resize(getattr(settings, "RERANKER_CACHE_SIZE", 4))
+    indexes_cache.resize(settings.INDEX_CACHE_SIZE)
+    models_cache.resize(settings.MODEL_CACHE_SIZE)
+    rerankers_cache.resize(settings.RERANKER_CACHE_SIZE)
 
 
 def torch_threads_apply(n: int) -> None:
