@@ -15,7 +15,7 @@ from tests.integration.conftest import start_worker, stop_worker, wait_for_job
 from workbench.jobs import jobs_reap_stale
 from workbench.models import IndexVersion, Job, Role
 from workbench.retrieval.testing import build_tiny_encoder
-from workbench.services import indexes, projects
+from workbench.services import configurations, indexes, projects
 from workbench.services.imports import beir_import
 
 pytestmark = [pytest.mark.integration, pytest.mark.django_db(transaction=True)]
@@ -46,15 +46,19 @@ def test_build_on_worker_then_search_through_api(celery_worker_process, project_
     assert index.index_type == "hnsw" and index.params["hnsw_m"] == 16
     # The worker wrote the artifact into its own ARTIFACTS_DIR; this process reads it from the recorded path.
     assert Path(index.path, "manifest.json").is_file()
+    # Nothing answers until an ML lead serves a configuration of the new index; then the API uses it by default.
     key = projects.api_token_create(user=lead, name="it")
-    response = client.post(
-        reverse("api:search", kwargs={"slug": project.slug}),
-        json.dumps({"q": project.queries.first().text, "mode": "hybrid", "k": 10}),
-        content_type="application/json",
-        HTTP_AUTHORIZATION=f"Token {key}",
-    )
+    url = reverse("api:search", kwargs={"slug": project.slug})
+    ask = {"q": project.queries.first().text, "k": 10}
+    unserved = client.post(url, json.dumps(ask), content_type="application/json", HTTP_AUTHORIZATION=f"Token {key}")
+    assert unserved.status_code == 400 and "serves no search configuration" in unserved.json()["error"]
+    draft = configurations.search_configuration_draft(project=project, index=index, mode="hybrid", name="hnsw")
+    saved = configurations.search_configuration_create(configuration=draft, user=lead)
+    configurations.serving_set(project=project, configuration=saved, user=lead)
+    response = client.post(url, json.dumps(ask), content_type="application/json", HTTP_AUTHORIZATION=f"Token {key}")
     assert response.status_code == 200, response.content
-    assert len(response.json()["results"]) == 10
+    body = response.json()
+    assert len(body["results"]) == 10 and body["configuration"]["id"] == saved.pk and body["configuration"]["served"]
 
 
 def test_worker_killed_mid_build_leaves_job_failed_and_no_index(
