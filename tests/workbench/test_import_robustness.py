@@ -71,7 +71,7 @@ def test_beir_with_textless_documents_imports_them_lists_both_and_keeps_their_qr
     assert result["documents"] == 3 and result["judgments"] == 2
     assert result["title_only_documents"] == ["t1"] and result["documents_without_passage"] == ["e1"]
     assert "indexed by its title alone: t1." in result["message"]
-    assert "neither title nor text" in result["message"] and "(1 judgment on them kept): e1." in result["message"]
+    assert "neither title nor text" in result["message"] and "(1 judgment on it kept): e1." in result["message"]
     # The title-only passage is an (empty) exact slice of the document; the index reads its title.
     t1 = Document.objects.get(external_id="t1")
     (p,) = t1.passages.all()
@@ -369,3 +369,27 @@ def test_help_texts_of_chunking_options_are_shown(capsys) -> None:  # type: igno
     text = " ".join(capsys.readouterr().out.split())
     assert "tokens per passage" in text and "tokens shared by consecutive passages" in text
     assert "--create-project" in text and "--grade-map" in text
+
+
+def test_judgments_import_form_maps_grades_through_the_job(
+    client, tmp_path: Path, eager_celery, django_capture_on_commit_callbacks
+) -> None:  # type: ignore[no-untyped-def]
+    project, corpus = _setup(tmp_path, make_project(lead=Role.ML_LEAD))
+    client.force_login(project.memberships.get().user)
+    url = reverse("workbench:qrels_import", kwargs={"slug": project.slug})
+
+    def post(**fields: object) -> Job:
+        qrels = SimpleUploadedFile("test.tsv", b"q1\td1\t4\nq2\td2\t-1\n")
+        with django_capture_on_commit_callbacks(execute=True):
+            client.post(url, {"corpus": corpus.pk, "files": [qrels], **fields})
+        return Job.objects.filter(kind="import_qrels").order_by("-id").first()
+
+    refused = post()
+    assert refused.status == "failed" and "test.tsv, line 1: grade 4 is outside" in refused.message
+    assert not Judgment.objects.exists()
+    post(grade_map="4 to 3")  # not FROM:TO: the form refuses it and no job starts
+    assert Job.objects.filter(kind="import_qrels").count() == 1
+    job = post(grade_map="4:3", clip="on")
+    assert job.status == "succeeded", job.message
+    assert job.result["grade_mapping"] == {"-1→0 (clipped)": 1, "4→3": 1} and "Mapped 2 grades" in job.message
+    assert sorted(Judgment.objects.values_list("grade", flat=True)) == [0, 3]

@@ -156,7 +156,9 @@ class PreparedCorpus:
         if self.no_passage:
             n = len(self.no_passage)
             kept = sum((judged or Counter())[d.external_id] for d in self.no_passage)
-            on_them = f" ({kept:,} judgment{'s' if kept != 1 else ''} on them kept)" if kept else ""
+            on_them = (
+                f" ({kept:,} judgment{'s' if kept != 1 else ''} on {'them' if n != 1 else 'it'} kept)" if kept else ""
+            )
             parts.append(
                 f"Warning: {n:,} document{'s have' if n != 1 else ' has'} neither title nor text, so "
                 f"{'they have' if n != 1 else 'it has'} no passage and no search can return "
