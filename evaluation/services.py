@@ -54,8 +54,12 @@ Progress = Callable[[float, str], None]
 Log = Callable[[str], None]
 
 
-def semantics_for_depth(depth: int) -> tuple[MetricSemantics, dict[str, Any], list[str]]:
+def semantics_for_depth(
+    depth: int, *, relevance_threshold: int = 1
+) -> tuple[MetricSemantics, dict[str, Any], list[str]]:
     """The pinned semantics for a depth, what is stored with every result, and notes about capped cutoffs.
+
+    ``relevance_threshold`` is the project's (``Project.relevance_threshold``): the lowest grade binary metrics count.
 
     Depth rule: cutoffs deeper than the ranked lists (e.g. recall@100 at depth 50) are not reported rather than
     reported as numbers that silently mean something else. The depth is part of the stored semantics because MAP
@@ -64,7 +68,7 @@ def semantics_for_depth(depth: int) -> tuple[MetricSemantics, dict[str, Any], li
     base = MetricSemantics()
     recall = tuple(k for k in base.recall_ks if k <= depth)
     precision = tuple(k for k in base.precision_ks if k <= depth)
-    semantics = MetricSemantics(recall_ks=recall, precision_ks=precision)
+    semantics = MetricSemantics(recall_ks=recall, precision_ks=precision, relevance_threshold=relevance_threshold)
     stored = {
         **semantics.to_dict(),
         "aggregation": AGGREGATION,
@@ -211,7 +215,7 @@ def eval_run_start(
     _check_int(baseline, "Baseline", 1, len(configs), " (the number of a configuration)")
     corpus = configs[0].index.corpus
     query_label = _check_query_set(project, corpus, tag)
-    _, stored, notes = semantics_for_depth(depth)
+    _, stored, notes = semantics_for_depth(depth, relevance_threshold=project.relevance_threshold)
     labels = _labels(configs, labels)
     name = name.strip() or f"{query_label} · {len(configs)} configuration{'s' if len(configs) > 1 else ''}"
     with transaction.atomic():

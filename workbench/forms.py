@@ -4,7 +4,9 @@ from typing import Any
 
 from django import forms
 
+from workbench.errors import WorkbenchError
 from workbench.models import Corpus, IndexVersion, ModelVersion, Project, Role, SearchConfiguration
+from workbench.parsers import grade_map_text, parse_grade_map
 
 
 class MultipleFileInput(forms.ClearableFileInput):
@@ -60,10 +62,52 @@ class QrelsImportForm(forms.Form):
     corpus = forms.ModelChoiceField(queryset=Corpus.objects.none())
     files = MultipleFileField(help_text="BEIR qrels TSV or TREC qrels")
     split = forms.CharField(required=False, max_length=100, help_text="Split name (default: the file name, e.g. test)")
+    grade_map = forms.CharField(
+        required=False,
+        max_length=500,
+        label="Grade mapping",
+        help_text="Map grades outside the project's scale, FROM:TO, comma-separated (e.g. -1:0,4:3)",
+    )
+    clip = forms.BooleanField(
+        required=False, label="Clip other grades", help_text="Any other grade outside the scale becomes its nearest end"
+    )
 
     def __init__(self, *args, project: Project, **kwargs) -> None:  # type: ignore[no-untyped-def]
         super().__init__(*args, **kwargs)
         self.fields["corpus"].queryset = project.corpora.all()
+        self.fields["grade_map"].help_text += f"; this project's scale is {project.grade_min}–{project.grade_max}"
+
+    def clean_grade_map(self) -> str:
+        try:
+            return grade_map_text(parse_grade_map(self.cleaned_data.get("grade_map", "")))
+        except WorkbenchError as exc:
+            raise forms.ValidationError(str(exc)) from None
+
+
+class GradeScaleForm(forms.Form):
+    grade_min = forms.IntegerField(min_value=0, max_value=9, label="Lowest grade")
+    grade_max = forms.IntegerField(min_value=1, max_value=10, label="Highest grade")
+    labels = forms.CharField(
+        required=False,
+        widget=forms.Textarea(attrs={"rows": 5}),
+        help_text="One label per grade, lowest first, one per line (empty: show the numbers)",
+    )
+    relevance_threshold = forms.IntegerField(
+        min_value=1, label="Relevant from grade", help_text="Lowest grade binary metrics (recall, MRR, MAP) count"
+    )
+
+    @classmethod
+    def for_project(cls, project: Project, data=None) -> GradeScaleForm:  # type: ignore[no-untyped-def]
+        initial = {
+            "grade_min": project.grade_min,
+            "grade_max": project.grade_max,
+            "labels": "\n".join(label for _, label in project.grades),
+            "relevance_threshold": project.relevance_threshold,
+        }
+        return cls(data, initial=initial)
+
+    def label_list(self) -> list[str]:
+        return [line.strip() for line in self.cleaned_data.get("labels", "").splitlines() if line.strip()]
 
 
 class ModelRegisterForm(forms.Form):

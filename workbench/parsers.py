@@ -1,5 +1,8 @@
 """Parsers for corpus, query and qrels files. Plain Python: they read a file and return records, or raise
 ImportFileError naming the file and line. Nothing here writes anywhere, which is what keeps imports atomic.
+
+Documents may have an empty text (real corpora have title-only and empty records); qrels grades are read as whole
+numbers of any value: the import services check them against the project's grade scale and apply a grade map.
 """
 
 from __future__ import annotations
@@ -13,15 +16,18 @@ from dataclasses import dataclass, field
 from html.parser import HTMLParser
 from pathlib import Path
 
-from workbench.errors import WorkbenchError
+from workbench.errors import PermanentJobError
 
 CORPUS_SUFFIXES = {".jsonl", ".txt", ".md", ".markdown", ".html", ".htm"}
 QUERY_SUFFIXES = {".jsonl", ".csv", ".tsv", ".txt"}
 QRELS_SUFFIXES = {".tsv", ".txt", ".qrels", ""}
 
 
-class ImportFileError(WorkbenchError, ValueError):
-    """A problem in an input file, with the file name and (where known) the 1-based line number."""
+class ImportFileError(PermanentJobError, ValueError):
+    """A problem in an input file, with the file name and (where known) the 1-based line number.
+
+    Permanent: running the same import again reads the same bytes and fails the same way.
+    """
 
     def __init__(self, filename: str, message: str, line: int | None = None) -> None:
         self.filename, self.line, self.detail = filename, line, message
@@ -124,8 +130,7 @@ def parse_corpus_jsonl(path: Path, name: str, *, text_field: str = "text") -> li
         text = obj.get(text_field)
         if not isinstance(text, str):
             raise ImportFileError(name, f'missing the text field "{text_field}" (or it is not a string)', number)
-        if not text.strip():
-            raise ImportFileError(name, "the document text is empty", number)
+        # An empty text is allowed: the import indexes such a document by its title, or keeps it without a passage.
         doc_id = _id_of(obj, ("_id", "id", "doc_id")) or f"{Path(name).stem}:{number}"
         title = obj.get("title") or ""
         if not isinstance(title, str):
@@ -198,7 +203,7 @@ def parse_corpus_single(path: Path, name: str) -> list[DocRecord]:
         if suffix in {".md", ".markdown"}:
             heading = re.search(r"^#\s+(.+)$", text, re.MULTILINE)
             title = heading.group(1).strip() if heading else ""
-    if not text:
+    if not text and not title:
         raise ImportFileError(name, "no text left after removing markup")
     return [DocRecord(Path(name).name, title, text, {}, name, None)]
 
@@ -302,8 +307,6 @@ def parse_qrels_file(path: Path, name: str) -> list[QrelRecord]:
             grade = int(grade_s)
         except ValueError:
             raise ImportFileError(name, f"grade {grade_s!r} is not a whole number", number) from None
-        if not 0 <= grade <= 3:
-            raise ImportFileError(name, f"grade {grade} is outside 0–3", number)
         key = (qid, did)
         if key in seen:
             raise ImportFileError(
@@ -314,6 +317,32 @@ def parse_qrels_file(path: Path, name: str) -> list[QrelRecord]:
     if not records:
         raise ImportFileError(name, "the file has no judgments")
     return records
+
+
+def parse_grade_map(spec: str) -> dict[int, int]:
+    """``"-1:0,4:3"`` -> ``{-1: 0, 4: 3}``: which imported grade becomes which. Empty means no mapping."""
+    mapping: dict[int, int] = {}
+    for entry in re.split(r"[,;\s]+", spec.strip()):
+        if not entry:
+            continue
+        source, sep, target = entry.partition(":")
+        try:
+            if not sep:
+                raise ValueError
+            old, new = int(source), int(target)
+        except ValueError:
+            raise PermanentJobError(
+                f"Grade map entry {entry!r} is not FROM:TO with whole numbers (e.g. -1:0,4:3)."
+            ) from None
+        if old in mapping and mapping[old] != new:
+            raise PermanentJobError(f"Grade map sends grade {old} both to {mapping[old]} and to {new}.")
+        mapping[old] = new
+    return mapping
+
+
+def grade_map_text(mapping: dict[int, int]) -> str:
+    """The inverse of :func:`parse_grade_map`, in a stable order."""
+    return ",".join(f"{old}:{new}" for old, new in sorted(mapping.items()))
 
 
 BEIR_REQUIRED = ("corpus.jsonl", "queries.jsonl")

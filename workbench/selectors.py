@@ -49,6 +49,30 @@ def corpus_passage_count(corpus: Corpus) -> int:
     return corpus.passages.count()
 
 
+def corpus_dependents(corpus: Corpus, *, own_running_jobs: int = 0) -> list[str]:
+    """What keeps a corpus from being deleted, as readable phrases ("2 index versions", "1 eval run", ...).
+
+    Rows of any app that point to the corpus with a PROTECT key (index versions, evaluations), judgments made by
+    people (imported ones can be imported again), and queued or running jobs that would write into it (less
+    ``own_running_jobs``: the caller's own job, when a job asks).
+    """
+    found = []
+    for rel in Corpus._meta.related_objects:
+        if rel.on_delete.__name__ != "PROTECT":
+            continue
+        n = rel.related_model._default_manager.filter(**{rel.field.name: corpus}).count()
+        if n:
+            meta = rel.related_model._meta
+            found.append(f"{n} {meta.verbose_name if n == 1 else meta.verbose_name_plural}")
+    human = Judgment.objects.filter(document__corpus=corpus).exclude(source=Judgment.Source.IMPORTED).count()
+    if human:
+        found.append(f"{human} judgment{'s' if human != 1 else ''} by annotators or adjudication")
+    jobs = Job.objects.filter(project_id=corpus.project_id, status__in=Job.ACTIVE, params__corpus_id=corpus.pk)
+    if n_jobs := max(0, jobs.count() - own_running_jobs):
+        found.append(f"{n_jobs} queued or running job{'s' if n_jobs != 1 else ''}")
+    return found
+
+
 def members(project: Project) -> QuerySet[Membership]:
     return project.memberships.select_related("user").order_by("user__username")
 

@@ -89,6 +89,8 @@ def import_qrels(job: Job, report: JobReporter) -> dict:
             files=_inputs(job),
             user=job.created_by,
             split=job.params.get("split") or None,
+            grade_map=job.params.get("grade_map") or "",
+            clip=bool(job.params.get("clip")),
         ),
     )
 

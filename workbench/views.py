@@ -18,7 +18,15 @@ from django.views.decorators.http import require_POST
 from workbench import selectors
 from workbench.access import project_view
 from workbench.errors import WorkbenchError
-from workbench.forms import CorpusForm, CorpusUploadForm, MemberForm, ProjectForm, QrelsImportForm, QueriesImportForm
+from workbench.forms import (
+    CorpusForm,
+    CorpusUploadForm,
+    GradeScaleForm,
+    MemberForm,
+    ProjectForm,
+    QrelsImportForm,
+    QueriesImportForm,
+)
 from workbench.jobs import job_cancel, job_retry
 from workbench.models import Corpus, Document, Job, Membership, Project
 from workbench.roles import Capability, role_allows
@@ -68,6 +76,28 @@ def members(request: HttpRequest, project: Project) -> HttpResponse:
     )
 
 
+@project_view(Capability.MANAGE_DATA)
+def grade_scale(request: HttpRequest, project: Project) -> HttpResponse:
+    form = GradeScaleForm.for_project(project, request.POST or None)
+    if request.method == "POST" and form.is_valid():
+        data = form.cleaned_data
+        try:
+            projects.project_grade_scale_set(
+                project=project,
+                grade_min=data["grade_min"],
+                grade_max=data["grade_max"],
+                labels=form.label_list(),
+                relevance_threshold=data["relevance_threshold"],
+                by=request.user,
+            )
+        except WorkbenchError as exc:
+            form.add_error(None, str(exc))
+        else:
+            messages.success(request, f"Grade scale set to {project.grade_min}–{project.grade_max}.")
+            return redirect("workbench:grade_scale", slug=project.slug)
+    return render(request, "workbench/grade_scale.html", {"project": project, "form": form})
+
+
 @require_POST
 @project_view(Capability.MANAGE_MEMBERS)
 def member_remove(request: HttpRequest, project: Project, pk: int) -> HttpResponse:
@@ -86,16 +116,14 @@ def corpus_create(request: HttpRequest, project: Project) -> HttpResponse:
     if request.method == "POST" and form.is_valid():
         data = form.cleaned_data
         try:
-            corpus = projects.corpus_create(
+            corpus, job = projects.corpus_create_with_upload(
                 project=project,
                 name=data["name"],
                 description=data["description"],
                 chunk_size=data["chunk_size"],
                 chunk_overlap=data["chunk_overlap"],
+                files=data["files"],
                 user=request.user,
-            )
-            job = projects.import_job_start(
-                project=project, kind="corpus", corpus=corpus, files=data["files"], user=request.user
             )
         except WorkbenchError as exc:
             form.add_error(None, str(exc))
@@ -162,6 +190,19 @@ def corpus_upload(request: HttpRequest, project: Project, pk: int) -> HttpRespon
     )
 
 
+@require_POST
+@project_view(Capability.MANAGE_DATA)
+def corpus_delete(request: HttpRequest, project: Project, pk: int) -> HttpResponse:
+    corpus = get_object_or_404(Corpus, pk=pk, project=project)
+    try:
+        projects.corpus_delete(corpus=corpus, by=request.user)
+    except WorkbenchError as exc:
+        messages.error(request, str(exc))
+        return redirect("workbench:corpus", slug=project.slug, pk=pk)
+    messages.success(request, f"Deleted corpus {corpus.name}.")
+    return redirect("workbench:project", slug=project.slug)
+
+
 @project_view(Capability.VIEW)
 def document_detail(request: HttpRequest, project: Project, pk: int) -> HttpResponse:
     document = get_object_or_404(Document.objects.select_related("corpus"), pk=pk, corpus__project=project)
@@ -217,6 +258,8 @@ def qrels_import(request: HttpRequest, project: Project) -> HttpResponse:
         back=reverse("workbench:queries", kwargs={"slug": project.slug}),
         invalid="Choose a corpus and a qrels file.",
         split=lambda data: data["split"].strip(),
+        grade_map=lambda data: data["grade_map"],
+        clip=lambda data: data["clip"],
     )
 
 

@@ -18,9 +18,11 @@ URLS: dict[str, tuple[Capability, str]] = {
     "workbench:project": (Capability.VIEW, "get"),
     "workbench:members": (Capability.MANAGE_MEMBERS, "get"),
     "workbench:member_remove": (Capability.MANAGE_MEMBERS, "post"),
+    "workbench:grade_scale": (Capability.MANAGE_DATA, "get"),
     "workbench:corpus_new": (Capability.MANAGE_DATA, "get"),
     "workbench:corpus": (Capability.VIEW, "get"),
     "workbench:corpus_upload": (Capability.MANAGE_DATA, "post"),
+    "workbench:corpus_delete": (Capability.MANAGE_DATA, "post"),
     "workbench:document": (Capability.VIEW, "get"),
     "workbench:queries": (Capability.VIEW, "get"),
     "workbench:queries_import": (Capability.MANAGE_DATA, "post"),
@@ -102,11 +104,13 @@ def world():  # type: ignore[no-untyped-def]
         configuration = SearchConfiguration.objects.create(
             project=project, name=f"c{SearchConfiguration.objects.count()}", index=index, mode="bm25"
         )
+        doomed = make_corpus(project, name=f"doomed {Job.objects.count()}")
         return {
             "configuration_serve": {"pk": configuration.pk},
             "configuration_delete": {"pk": configuration.pk},
             "corpus": {"pk": corpus.pk},
             "corpus_upload": {"pk": corpus.pk},
+            "corpus_delete": {"pk": doomed.pk},
             "document": {"pk": doc.pk},
             "job": {"pk": job.pk},
             "job_cancel": {"pk": job.pk},

@@ -146,7 +146,9 @@ def test_qrels_unknown_ids_bad_grades_and_conflicts(tmp_path: Path) -> None:
     with pytest.raises(WorkbenchError, match=r"line 1: unknown document id 'dX'"):
         qrels_import(project=project, corpus=corpus, files=_f(tmp_path / "bad2.tsv"), user=None)
     (tmp_path / "bad3.tsv").write_text("q1\td1\t7\n")
-    with pytest.raises(WorkbenchError, match=r"grade 7 is outside 0–3"):
+    with pytest.raises(
+        WorkbenchError, match=r"bad3.tsv, line 1: grade 7 is outside the project.s grade scale 0–3; .*--grade-map=7:3"
+    ):
         qrels_import(project=project, corpus=corpus, files=_f(tmp_path / "bad3.tsv"), user=None)
     assert not Judgment.objects.exists()
     (tmp_path / "test.qrels").write_text("q1 0 d1 2\nq1 0 d2 0\n")

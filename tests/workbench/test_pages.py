@@ -86,7 +86,9 @@ def test_failed_import_job_shows_file_and_line(lead_client, eager_celery, django
     assert job.status == "failed" and "bad.jsonl, line 2: malformed JSON" in job.message
     assert not Document.objects.exists()
     html = client.get(reverse("workbench:job", kwargs={"slug": project.slug, "pk": job.pk})).content.decode()
-    assert "bad.jsonl, line 2" in html and "Retry" in html
+    # A malformed file is a permanent failure: retrying the same bytes cannot succeed, so no Retry is offered.
+    assert "bad.jsonl, line 2" in html and "<button>Retry</button>" not in html and "Retrying cannot fix this" in html
+    assert not job.retryable
 
 
 def test_import_queries_and_qrels_then_export(lead_client, eager_celery, django_capture_on_commit_callbacks) -> None:  # type: ignore[no-untyped-def]

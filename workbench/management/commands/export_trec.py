@@ -9,14 +9,15 @@ from workbench.services.exports import qrels_by_split, queries_tsv_text, trec_qr
 
 
 class Command(ProjectCommand):
+    user_help = None  # an export records nobody
     help = (
         "Export a project's queries as TREC topics (id<TAB>text) and its judgments as TREC qrels, one file per split."
     )
 
     def add_arguments(self, parser: CommandParser) -> None:
         super().add_arguments(parser)
-        parser.add_argument("out", type=Path)
-        parser.add_argument("--corpus", required=True)
+        parser.add_argument("out", type=Path, help="Folder to write (created if missing)")
+        parser.add_argument("--corpus", required=True, help="Name of the corpus to export")
 
     def handle(self, *args, **options) -> None:  # type: ignore[no-untyped-def]
         project = self.project(options)

@@ -12,23 +12,35 @@ from workbench.services.imports import beir_import
 
 
 class Command(ProjectCommand):
-    help = "Import a BEIR folder (corpus.jsonl, queries.jsonl, qrels/*.tsv) into a corpus, in one transaction."
+    help = (
+        "Import a BEIR folder (corpus.jsonl, queries.jsonl, qrels/*.tsv) into a corpus, in one transaction. "
+        "Example: manage.py import_beir ../shared/datasets/scifact --project scifact --create-project --corpus scifact"
+    )
 
     def add_arguments(self, parser: CommandParser) -> None:
         super().add_arguments(parser)
-        parser.add_argument("folder", type=Path)
+        self.add_create_project_arguments(parser)
+        parser.add_argument("folder", type=Path, help="BEIR folder with corpus.jsonl, queries.jsonl and qrels/*.tsv")
         parser.add_argument("--corpus", required=True, help="Corpus name (created if missing)")
-        parser.add_argument("--chunk-size", type=int, default=224)
-        parser.add_argument("--chunk-overlap", type=int, default=32)
+        parser.add_argument(
+            "--chunk-size", type=int, default=224, help="New corpus: tokens per passage (embedding tokenizer)"
+        )
+        parser.add_argument(
+            "--chunk-overlap", type=int, default=32, help="New corpus: tokens shared by consecutive passages"
+        )
+        self.add_grade_map_arguments(parser)
 
     def handle(self, *args, **options) -> None:  # type: ignore[no-untyped-def]
-        project = self.project(options)
+        grade_map = self.grade_map(options)
         try:
-            with transaction.atomic():
+            with transaction.atomic():  # a failed import leaves no project, corpus or rows behind
+                project = self.project(options)
+                user = self.user(options)
                 corpus = self.corpus(
                     project,
                     options["corpus"],
                     create=True,
+                    user=user,
                     chunk_size=options["chunk_size"],
                     chunk_overlap=options["chunk_overlap"],
                 )
@@ -37,9 +49,12 @@ class Command(ProjectCommand):
                         project=project,
                         corpus=corpus,
                         folder=options["folder"],
-                        user=self.user(options),
+                        user=user,
                         progress=report,
+                        grade_map=grade_map,
+                        clip=options["clip"],
                     )
         except WorkbenchError as exc:
             raise CommandError(f"{exc}\nNothing was imported.") from None
         self.stdout.write(self.style.SUCCESS(result["message"]))
+        self.write_textless(result)
