@@ -22,15 +22,11 @@ from workbench.retrieval import encoders, faiss_index
 from workbench.retrieval.artifacts import remove_stale_temp_dirs
 from workbench.retrieval.errors import OperationCancelled, RetrievalError
 from workbench.retrieval.index_build import build_index
+from workbench.retrieval.texts import passage_text
 from workbench.services.engines import engine_cache_drop, torch_threads_apply
 
 BASE_ENCODER_NAME = "all-MiniLM-L6-v2 (base)"
 INDEX_TYPES = ("auto", "flat", "hnsw", "ivfpq")
-
-
-def passage_text(title: str, text: str) -> str:
-    """What the encoder and BM25 see for a passage: the document title gives context to every chunk."""
-    return f"{title}\n{text}" if title else text
 
 
 def encoder_base_ensure(*, project: Project) -> ModelVersion:
