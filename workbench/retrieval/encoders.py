@@ -109,36 +109,31 @@ def detect_model_kind(path: str | os.PathLike[str]) -> ModelKind:
     return "bi-encoder"
 
 
-def load_encoder(path: str | os.PathLike[str], *, device: str = "cpu") -> SentenceTransformer:
-    """Load a bi-encoder from a local directory, once per process per (path, device)."""
+def _load_cached(path: str | os.PathLike[str], kind: ModelKind, device: str) -> Any:
     p = validate_model_dir(path)
 
-    def load() -> SentenceTransformer:
-        if detect_model_kind(p) != "bi-encoder":
-            raise RetrievalError(f"{p} holds a cross-encoder, not a bi-encoder")
-        from sentence_transformers import SentenceTransformer
+    def load() -> Any:
+        found = detect_model_kind(p)
+        if found != kind:
+            raise RetrievalError(f"{p} holds a {found}, not a {kind}")
+        from sentence_transformers import CrossEncoder, SentenceTransformer
 
-        model = SentenceTransformer(str(p), device=device, local_files_only=True)
+        cls = SentenceTransformer if kind == "bi-encoder" else CrossEncoder
+        model = cls(str(p), device=device, local_files_only=True)
         model.eval()
         return model
 
-    return models_cache.get_or_load(("bi-encoder", str(p), device), load)[0]
+    return models_cache.get_or_load((kind, str(p), device), load)[0]
+
+
+def load_encoder(path: str | os.PathLike[str], *, device: str = "cpu") -> SentenceTransformer:
+    """Load a bi-encoder from a local directory, once per process per (path, device)."""
+    return _load_cached(path, "bi-encoder", device)
 
 
 def load_cross_encoder(path: str | os.PathLike[str], *, device: str = "cpu") -> CrossEncoder:
     """Load a cross-encoder from a local directory, once per process per (path, device)."""
-    p = validate_model_dir(path)
-
-    def load() -> CrossEncoder:
-        if detect_model_kind(p) != "cross-encoder":
-            raise RetrievalError(f"{p} holds a bi-encoder, not a cross-encoder")
-        from sentence_transformers import CrossEncoder
-
-        model = CrossEncoder(str(p), device=device, local_files_only=True)
-        model.eval()
-        return model
-
-    return models_cache.get_or_load(("cross-encoder", str(p), device), load)[0]
+    return _load_cached(path, "cross-encoder", device)
 
 
 def clear_model_cache() -> None:
