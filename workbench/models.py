@@ -475,9 +475,23 @@ class ServingRecord(models.Model):
     project = models.OneToOneField(Project, on_delete=models.CASCADE, related_name="serving")
     configuration = models.ForeignKey(SearchConfiguration, on_delete=models.PROTECT, related_name="serving_records")
     source = models.CharField(max_length=20, default="manual", help_text="manual, or release activation.")
+    # A canary: this share (0-100 %) of API callers, sticky per caller, is answered by another configuration.
+    canary_configuration = models.ForeignKey(
+        SearchConfiguration, null=True, blank=True, on_delete=models.PROTECT, related_name="canary_records"
+    )
+    canary_share = models.PositiveSmallIntegerField(default=0)
+    # A shadow: searched beside the served configuration on live queries, logged, never answered with.
+    shadow_configuration = models.ForeignKey(
+        SearchConfiguration, null=True, blank=True, on_delete=models.PROTECT, related_name="shadow_records"
+    )
     note = models.CharField(max_length=300, blank=True)
     set_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+")
     set_at = models.DateTimeField()
+
+    class Meta:
+        constraints = [
+            models.CheckConstraint(condition=models.Q(canary_share__lte=100), name="canary_share_0_100"),
+        ]
 
     def __str__(self) -> str:
         return f"{self.project} serves {self.configuration}"
@@ -496,6 +510,8 @@ class SearchLog(models.Model):
     arm = models.CharField(max_length=20, blank=True, help_text="Release arm (active, canary, shadow), when any.")
     mode = models.CharField(max_length=10)
     reranked = models.BooleanField(default=False)
+    # The best hit's score: the drift monitor compares its distribution over time.
+    top_score = models.FloatField(null=True, blank=True)
     via = models.CharField(max_length=10, default="ui")  # ui | api | eval
     timings_ms = models.JSONField(default=dict)
     total_ms = models.FloatField()

@@ -110,7 +110,7 @@ def search_page(request: HttpRequest, project: Project) -> HttpResponse:
     }
     if request.GET.get("q", "").strip():
         try:
-            params = search_service.search_params_parse(project, request.GET.dict())
+            params = search_service.search_params_parse(project, request.GET.dict(), caller=f"user:{request.user.pk}")
             context["outcome"] = search_service.search_run(project=project, user=request.user, via="ui", **params)
         except WorkbenchError as exc:
             context["error"] = str(exc)

@@ -354,3 +354,30 @@ def test_cold_start_is_a_stage_and_warming_removes_it(client, built) -> None:  #
     assert configurations.serving_warm_all() == [f"{project.slug}: served"]
     warm = client.get(url, {"q": "cells"}, HTTP_AUTHORIZATION=f"Token {key}").json()["timings_ms"]
     assert warm["load"] == 0
+
+
+def test_canary_is_sticky_per_caller_and_shadow_only_logs(client, built, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    from workbench.services import search as search_service
+
+    monkeypatch.setattr(search_service, "SHADOW_INLINE", True)
+    project, lead, _, _, index = built
+    active = project.serving.configuration
+    candidate = configurations.search_configuration_create(
+        configuration=configurations.search_configuration_draft(project=project, index=index, mode="bm25", name="c"),
+        user=lead,
+    )
+    with pytest.raises(WorkbenchError, match="between 0 and 100"):
+        configurations.serving_set(project=project, configuration=active, user=lead, canary=candidate, canary_share=101)
+    configurations.serving_set(project=project, configuration=active, user=lead, canary=candidate, canary_share=50)
+    arms = {c: configurations.served_arm(project, f"user:{c}")[1] for c in range(200)}
+    assert set(arms.values()) == {"active", "canary"} and 60 < list(arms.values()).count("canary") < 140
+    assert all(configurations.served_arm(project, f"user:{c}")[1] == arm for c, arm in arms.items())  # sticky
+    configurations.serving_set(project=project, configuration=active, user=lead, shadow=candidate)
+    key = projects.api_token_create(user=lead, name="ci")
+    body = client.get(
+        reverse("api:search", kwargs={"slug": project.slug}), {"q": "cells"}, HTTP_AUTHORIZATION=f"Token {key}"
+    ).json()
+    assert body["configuration"]["id"] == active.pk
+    logs = {row.arm: row for row in SearchLog.objects.all()}
+    assert set(logs) == {"active", "shadow"} and logs["shadow"].configuration == candidate
+    assert logs["active"].top_score is not None

@@ -48,7 +48,9 @@ def search_response(outcome: search_service.SearchOutcome, params: dict[str, Any
 
 def _search(request: HttpRequest, params: SearchIn) -> SearchOut:
     project = project_of(request)
-    parsed = search_service.search_params_parse(project, search_request_data(params))
+    # The caller keeps its release arm across requests (a canary is sticky per user).
+    caller = f"user:{request.auth.pk}" if getattr(request.auth, "pk", None) else ""
+    parsed = search_service.search_params_parse(project, search_request_data(params), caller=caller)
     outcome = search_service.search_run(project=project, user=request.auth, via="api", **parsed)
     return search_response(outcome, parsed)
 

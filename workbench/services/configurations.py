@@ -8,6 +8,7 @@ index".
 
 from __future__ import annotations
 
+import hashlib
 from typing import Any
 
 from django.db import IntegrityError, transaction
@@ -113,24 +114,41 @@ def search_configuration_delete(*, configuration: SearchConfiguration) -> None:
 
 
 def served_configuration(project: Project) -> SearchConfiguration | None:
-    record = (
-        ServingRecord.objects.filter(project=project)
-        .select_related("configuration__index__encoder", "configuration__index__corpus", "configuration__reranker")
-        .first()
-    )
+    related = [
+        f"{arm}__{rel}"
+        for arm in ("configuration", "canary_configuration", "shadow_configuration")
+        for rel in ("index__encoder", "index__corpus", "reranker")
+    ]
+    record = ServingRecord.objects.filter(project=project).select_related(*related).first()
     return record.configuration if record else None
 
 
 def serving_set(
-    *, project: Project, configuration: SearchConfiguration, user: Any, source: str = "manual", note: str = ""
+    *,
+    project: Project,
+    configuration: SearchConfiguration,
+    user: Any,
+    source: str = "manual",
+    note: str = "",
+    canary: SearchConfiguration | None = None,
+    canary_share: int = 0,
+    shadow: SearchConfiguration | None = None,
 ) -> ServingRecord:
-    """Make a configuration what the project serves. It is loaded and queried once first (in this process), so a
-    configuration whose files are gone or whose encoder changed is refused and the previous one keeps serving."""
-    if configuration.project_id != project.pk:
-        raise WorkbenchError("That configuration belongs to another project.")
+    """Make a configuration what the project serves, optionally with a canary (a sticky share of API callers) and a
+    shadow (searched beside it, logged only). Each is loaded and queried once first, in this process, so one whose
+    files are gone or whose encoder changed is refused and what served before keeps serving."""
+    arms = [configuration, *(c for c in (canary, shadow) if c is not None)]
+    for arm in arms:
+        if arm.project_id != project.pk:
+            raise WorkbenchError("That configuration belongs to another project.")
+    if not 0 <= canary_share <= 100:
+        raise WorkbenchError(f"The canary share must be between 0 and 100 % (got {canary_share}).")
+    if canary is None and canary_share:
+        raise WorkbenchError("A canary share needs a canary configuration.")
     if configuration.index.is_stale:
         note = note or "index built from an older corpus version"
-    configuration_warm(configuration)
+    for arm in arms:
+        configuration_warm(arm)
     with transaction.atomic():
         # Lock the project row: two leads switching at once are serialised, the later one wins, both see the result.
         Project.objects.select_for_update().filter(pk=project.pk).first()
@@ -138,14 +156,53 @@ def serving_set(
             project=project,
             defaults={
                 "configuration": configuration,
+                "canary_configuration": canary if canary_share else None,
+                "canary_share": canary_share if canary is not None else 0,
+                "shadow_configuration": shadow,
                 "source": source,
                 "note": note[:300],
                 "set_by": user if getattr(user, "is_authenticated", False) else None,
                 "set_at": timezone.now(),
             },
         )
-    pin_served([configuration])
+    pin_served(arms)
     return record
+
+
+def caller_in_canary(project: Project, caller: str, share: int) -> bool:
+    """Sticky per caller: the same caller (user or token) always lands in the same arm for a given share."""
+    if share <= 0 or not caller:
+        return False
+    bucket = int(hashlib.sha256(f"{project.pk}:{caller}".encode()).hexdigest()[:8], 16) % 100
+    return bucket < share
+
+
+def served_arm(
+    project: Project, caller: str = ""
+) -> tuple[SearchConfiguration | None, str, SearchConfiguration | None]:
+    """(configuration that answers this caller, its arm, shadow configuration) for a request that names none.
+
+    The arm is "" when nothing else is configured, else "active" or "canary"."""
+    record = (
+        ServingRecord.objects.filter(project=project)
+        .select_related(
+            "configuration__index__encoder",
+            "configuration__index__corpus",
+            "configuration__reranker",
+            "canary_configuration__index__encoder",
+            "canary_configuration__index__corpus",
+            "canary_configuration__reranker",
+            "shadow_configuration__index__encoder",
+            "shadow_configuration__reranker",
+        )
+        .first()
+    )
+    if record is None:
+        return None, "", None
+    split = record.canary_configuration_id is not None or record.shadow_configuration_id is not None
+    if record.canary_configuration_id and caller_in_canary(project, caller, record.canary_share):
+        return record.canary_configuration, "canary", record.shadow_configuration
+    return record.configuration, "active" if split else "", record.shadow_configuration
 
 
 def serving_warm_all() -> list[str]:

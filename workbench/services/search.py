@@ -8,6 +8,8 @@ with its per-stage timings (including the cold-start "load" stage) and which con
 from __future__ import annotations
 
 import datetime as dt
+import logging
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
@@ -19,7 +21,7 @@ from workbench.models import Document, IndexVersion, Passage, Project, Query, Se
 from workbench.retrieval.errors import RetrievalError
 from workbench.retrieval.search import DEFAULT_FUSION_DEPTH, MAX_K, MAX_QUERY_CHARS, SearchResult
 from workbench.selectors import grades_gold
-from workbench.services.configurations import rerankers_offered, search_configuration_draft, served_configuration
+from workbench.services.configurations import rerankers_offered, search_configuration_draft, served_arm
 from workbench.services.engines import engine_load, reranker_load
 
 FILTERS = ("tenant", "doc_type", "date_from", "date_to", "tag")
@@ -69,6 +71,7 @@ class SearchOutcome:
     configuration: SearchConfiguration
     served: bool
     query: Query | None
+    arm: str = ""
 
     @property
     def index(self) -> IndexVersion:
@@ -83,6 +86,8 @@ def search_run(
     k: int = 10,
     filters: dict[str, str] | None = None,
     served: bool = False,
+    arm: str = "",
+    shadow: SearchConfiguration | None = None,
     user: Any = None,
     via: str = "ui",
 ) -> SearchOutcome:
@@ -123,10 +128,14 @@ def search_run(
         via=via,
         timings_ms=result.timings_ms,
         total_ms=result.timings_ms["total"],
+        top_score=result.hits[0].score if result.hits else None,
+        arm=arm,
         user=user if getattr(user, "is_authenticated", False) else None,
     )
+    if shadow is not None:
+        shadow_submit(project=project, configuration=shadow, query=query, k=k, filters=filters, via=via, user=user)
     known = Query.objects.filter(project=project, text=result.query).first()
-    return SearchOutcome(result, hits_hydrate(result, known), configuration, served, known)
+    return SearchOutcome(result, hits_hydrate(result, known), configuration, served, known, arm)
 
 
 def hits_hydrate(result: SearchResult, query: Query | None) -> list[dict[str, Any]]:
@@ -168,12 +177,13 @@ def hits_hydrate(result: SearchResult, query: Query | None) -> list[dict[str, An
     return out
 
 
-def search_params_parse(project: Project, data: dict[str, Any]) -> dict:
+def search_params_parse(project: Project, data: dict[str, Any], *, caller: str = "") -> dict:
     """Turn request parameters (query string, form or JSON) into ``search_run`` keyword arguments; errors say why.
 
     ``configuration`` (id) picks a saved configuration; ``index`` (id) with ``mode``, ``alpha``, ``fusion_depth``,
     ``rerank`` and ``rerank_top_n`` makes an ad-hoc one; with neither, the project's served configuration answers
-    (and any of those settings given override its own, as an ad-hoc configuration).
+    (and any of those settings given override its own, as an ad-hoc configuration). ``caller`` (a user or token id)
+    keeps a caller in the same release arm when a canary takes a share of the traffic.
     """
 
     def number(name: str, default: float, kind: type) -> Any:
@@ -185,7 +195,7 @@ def search_params_parse(project: Project, data: dict[str, Any]) -> dict:
         except (TypeError, ValueError):
             raise WorkbenchError(f"{name} must be a number (got {raw!r})") from None
 
-    served = False
+    served, arm, shadow = False, "", None
     choice = data.get("configuration")
     if choice == CUSTOM:  # the search page's "custom settings": the explicit parameters below decide
         choice = None
@@ -212,7 +222,7 @@ def search_params_parse(project: Project, data: dict[str, Any]) -> dict:
             if index is None:
                 raise NotFoundError(f"No index {data.get('index')} in this project.")
         else:
-            base = served_configuration(project)
+            base, arm, shadow = served_arm(project, caller)
             if base is None:
                 raise WorkbenchError(
                     "This project serves no search configuration yet: an ML lead picks one on the Configurations "
@@ -221,7 +231,9 @@ def search_params_parse(project: Project, data: dict[str, Any]) -> dict:
             index = base.index
         if base is not None and not any(data.get(name) not in (None, "") for name in EXPLICIT):
             configuration, served = base, True
-        else:  # explicit settings, on the served configuration's when the request names no index
+        else:
+            # Explicit settings (on the served configuration's when the request names no index): no release arm.
+            arm, shadow = "", None
             reranker = base.reranker if base is not None else None
             if data.get("rerank") not in (None, ""):
                 reranker = None
@@ -245,7 +257,38 @@ def search_params_parse(project: Project, data: dict[str, Any]) -> dict:
     return {
         "configuration": configuration,
         "served": served,
+        "arm": arm,
+        "shadow": shadow,
         "query": str(data.get("q") or data.get("query") or ""),
         "k": number("k", 10, int),
         "filters": filters,
     }
+
+
+# Shadow searches run off the request thread: the caller never waits for the candidate.
+_shadow_pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="shadow-search")
+SHADOW_INLINE = False  # tests run them inline, inside the test's transaction
+log = logging.getLogger(__name__)
+
+
+def shadow_submit(
+    *, project: Project, configuration: SearchConfiguration, query: str, k: int, filters: Any, via: str, user: Any
+) -> None:
+    """Search the shadow configuration with the same request and log it (arm "shadow"); failures are logged only."""
+
+    def run() -> None:
+        try:
+            search_run(
+                project=project, configuration=configuration, query=query, k=k, filters=filters, arm="shadow",
+                via=via, user=user,
+            )  # fmt: skip
+        except Exception:
+            log.warning("shadow search with %s failed", configuration, exc_info=True)
+        finally:
+            if not SHADOW_INLINE:
+                connection.close()
+
+    if SHADOW_INLINE:
+        run()
+    else:
+        _shadow_pool.submit(run)
