@@ -84,6 +84,7 @@ INSTALLED_APPS = [
     "labeling",
     "training",
     "evaluation",
+    "releases",
 ]
 
 MIDDLEWARE = [

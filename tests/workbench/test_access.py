@@ -6,6 +6,7 @@ import pytest
 from django.test import Client
 from django.urls import get_resolver, reverse
 
+from releases.models import Release
 from tests.evaluation.factories import make_finished_eval
 from tests.factories import PASSWORD, make_corpus, make_project, make_user
 from workbench.models import Document, IndexVersion, Job, Membership, ModelVersion, Role, SearchConfiguration
@@ -46,6 +47,17 @@ URLS: dict[str, tuple[Capability, str]] = {
     "api:models": (Capability.VIEW, "get"),
     "api:jobs": (Capability.VIEW, "get"),
     "api:job": (Capability.VIEW, "get"),
+    "releases:list": (Capability.VIEW, "get"),
+    "releases:new": (Capability.RUN_JOBS, "get"),
+    "releases:policy": (Capability.RUN_JOBS, "get"),
+    "releases:audit": (Capability.VIEW, "get"),
+    "releases:rollback": (Capability.RUN_JOBS, "post"),
+    "releases:detail": (Capability.VIEW, "get"),
+    "releases:approve": (Capability.RUN_JOBS, "post"),
+    "releases:reject": (Capability.RUN_JOBS, "post"),
+    "releases:activate": (Capability.RUN_JOBS, "post"),
+    "releases:traffic": (Capability.RUN_JOBS, "post"),
+    "releases:gates": (Capability.RUN_JOBS, "post"),
     "evaluation:list": (Capability.VIEW, "get"),
     "evaluation:new": (Capability.RUN_JOBS, "get"),
     "evaluation:compare": (Capability.VIEW, "get"),
@@ -105,7 +117,12 @@ def world():  # type: ignore[no-untyped-def]
             project=project, name=f"c{SearchConfiguration.objects.count()}", index=index, mode="bm25"
         )
         doomed = make_corpus(project, name=f"doomed {Job.objects.count()}")
+        release = Release.objects.create(
+            project=project, number=Release.objects.count() + 1, name="r", configuration=configuration
+        )
+        number = {"number": release.number}
         return {
+            **{name: number for name in ("approve", "reject", "activate", "traffic", "gates")},
             "configuration_serve": {"pk": configuration.pk},
             "configuration_delete": {"pk": configuration.pk},
             "corpus": {"pk": corpus.pk},
@@ -119,6 +136,7 @@ def world():  # type: ignore[no-untyped-def]
             "index": {"pk": index.pk},
             "index_delete": {"pk": index.pk},
             "detail": {"pk": evaluation.pk},
+            "releases:detail": number,
             "query": {"pk": evaluation.pk, "query_pk": eval_query.pk},
             "report_json": {"pk": evaluation.pk},
             "report_csv": {"pk": evaluation.pk},
@@ -130,7 +148,8 @@ def world():  # type: ignore[no-untyped-def]
 
 
 def _request(client: Client, name: str, method: str, slug: str, extra: dict) -> int:
-    url = reverse(name, kwargs={"slug": slug, **extra.get(name.split(":")[1], {})})
+    # Targets are named by the URL's short name, or by its full name where two apps share a short name.
+    url = reverse(name, kwargs={"slug": slug, **extra.get(name, extra.get(name.split(":")[1], {}))})
     return (client.post(url) if method == "post" else client.get(url)).status_code
 
 
