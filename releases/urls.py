@@ -19,4 +19,5 @@ urlpatterns = [
     path(P + "<int:number>/activate/", views.release_activate, name="activate"),
     path(P + "<int:number>/traffic/", views.release_traffic, name="traffic"),
     path(P + "<int:number>/gates/", views.release_gates, name="gates"),
+    path(P + "<int:number>/auto-rollback/", views.release_auto_rollback, name="auto_rollback"),
 ]

@@ -170,6 +170,17 @@ def release_traffic(request: HttpRequest, project: Project, number: int) -> Http
 
 @require_POST
 @project_view(Capability.RUN_JOBS)
+def release_auto_rollback(request: HttpRequest, project: Project, number: int) -> HttpResponse:
+    def act(release: Release) -> str:
+        enabled = request.POST.get("enabled") == "on"
+        lifecycle.release_auto_rollback_set(release=release, user=request.user, enabled=enabled)
+        return f"Automatic rollback {'on' if enabled else 'off'} for {release}."
+
+    return _act(request, project, number, act)
+
+
+@require_POST
+@project_view(Capability.RUN_JOBS)
 def release_gates(request: HttpRequest, project: Project, number: int) -> HttpResponse:
     def act(release: Release) -> str:
         lifecycle.release_gates_refresh(release=release, user=request.user)

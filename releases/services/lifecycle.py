@@ -254,3 +254,9 @@ def gate_policy_save(*, policy: Any, user: Any) -> None:
         recall_at_5_min=policy.recall_at_5_min, mrr_min=policy.mrr_min, hallucination_max=policy.hallucination_max,
         p95_latency_ms_max=policy.p95_latency_ms_max, noninferiority_margin=policy.noninferiority_margin,
     )  # fmt: skip
+
+
+def release_auto_rollback_set(*, release: Release, user: Any, enabled: bool) -> None:
+    """Let the monitor roll this release back by itself (p95 over budget, a golden-set drop), audited."""
+    Release.objects.filter(pk=release.pk).update(auto_rollback=enabled)
+    audit(project=release.project, action="automatic rollback set", user=user, release=release, enabled=enabled)

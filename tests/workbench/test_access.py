@@ -58,6 +58,7 @@ URLS: dict[str, tuple[Capability, str]] = {
     "releases:activate": (Capability.RUN_JOBS, "post"),
     "releases:traffic": (Capability.RUN_JOBS, "post"),
     "releases:gates": (Capability.RUN_JOBS, "post"),
+    "releases:auto_rollback": (Capability.RUN_JOBS, "post"),
     "evaluation:list": (Capability.VIEW, "get"),
     "evaluation:new": (Capability.RUN_JOBS, "get"),
     "evaluation:compare": (Capability.VIEW, "get"),
@@ -122,7 +123,7 @@ def world():  # type: ignore[no-untyped-def]
         )
         number = {"number": release.number}
         return {
-            **{name: number for name in ("approve", "reject", "activate", "traffic", "gates")},
+            **{name: number for name in ("approve", "reject", "activate", "traffic", "gates", "auto_rollback")},
             "configuration_serve": {"pk": configuration.pk},
             "configuration_delete": {"pk": configuration.pk},
             "corpus": {"pk": corpus.pk},
