@@ -32,9 +32,15 @@ class WorkbenchConfig(AppConfig):
             from workbench.services.configurations import serving_warm_all
 
             def warm() -> None:
-                try:
-                    serving_warm_all()
-                finally:
-                    connection.close()  # this thread's own connection
+                import time
+
+                # Again every WARM_INTERVAL_S: what another process switched to (a release, a canary, a rollback
+                # target) is loaded here too before a request needs it.
+                while True:
+                    try:
+                        serving_warm_all()
+                    finally:
+                        connection.close()  # this thread's own connection
+                    time.sleep(settings.WARM_INTERVAL_S)
 
             threading.Thread(target=warm, name="warm-served", daemon=True).start()

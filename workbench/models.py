@@ -484,6 +484,9 @@ class ServingRecord(models.Model):
     shadow_configuration = models.ForeignKey(
         SearchConfiguration, null=True, blank=True, on_delete=models.PROTECT, related_name="shadow_records"
     )
+    # More configurations web processes keep loaded (a release's rollback target, approved candidates), so a switch
+    # to any of them never waits for a model load. Ids; written by the releases app.
+    keep_warm = models.JSONField(default=list, blank=True)
     note = models.CharField(max_length=300, blank=True)
     set_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+")
     set_at = models.DateTimeField()

@@ -67,6 +67,8 @@ MODEL_CACHE_SIZE = env.int("MODEL_CACHE_SIZE", 8, min_value=1)
 RERANKER_CACHE_SIZE = env.int("RERANKER_CACHE_SIZE", 4, min_value=1)
 # Web processes load every served configuration at start (`make run` and `make serve` set it for the web process).
 WARM_SERVED_ON_START = env.bool("WARM_SERVED_ON_START", False)
+# ... and again at this interval, so what another process switched to is loaded here before a request needs it.
+WARM_INTERVAL_S = env.int("WARM_INTERVAL_S", 15, min_value=1)
 # Search log rows (the latency page) older than this are pruned daily by beat.
 SEARCH_LOG_RETENTION_DAYS = env.int("SEARCH_LOG_RETENTION_DAYS", 30, min_value=1)
 

@@ -24,7 +24,7 @@ from workbench.errors import WorkbenchError
 from workbench.models import ModelVersion, Project, QueryTag, SearchConfiguration
 from workbench.retrieval.encoders import model_fingerprint
 from workbench.retrieval.errors import RetrievalError
-from workbench.services.configurations import serving_set
+from workbench.services.configurations import serving_keep_warm_set, serving_set
 from workbench.services.engines import configuration_warm
 
 
@@ -136,6 +136,7 @@ def release_approve(*, release: Release, user: Any, reason: str = "") -> Release
         raise WorkbenchError(f"{release} was changed by someone else meanwhile; reload the page.")
     action = "approved over failed gates" if blocking else "approved"
     audit(project=release.project, action=action, user=user, release=release, reason=reason, blocking=blocking)
+    keep_warm_refresh(release.project)
     release.refresh_from_db()
     return release
 
@@ -147,6 +148,15 @@ def release_reject(*, release: Release, user: Any, reason: str = "") -> Release:
     audit(project=release.project, action="rejected", user=user, release=release, reason=reason)
     release.refresh_from_db()
     return release
+
+
+def keep_warm_refresh(project: Project) -> None:
+    """Web processes keep the rollback target and the newest approved candidates loaded, so switching to any of
+    them (activation, rollback, canary) never makes a request wait for a model."""
+    target = rollback_target(project)
+    candidates = Release.objects.filter(project=project, status=Release.Status.APPROVED).order_by("-approved_at")[:2]
+    warm = [r.configuration for r in [*([target] if target else []), *candidates]]
+    serving_keep_warm_set(project=project, configurations=warm)
 
 
 def release_check_artifacts(release: Release) -> None:
@@ -196,6 +206,7 @@ def release_activate(
             )  # fmt: skip
     except IntegrityError:  # the partial unique index: another activation committed first
         raise WorkbenchError("Another release was activated at the same moment; nothing was changed. Reload.") from None
+    keep_warm_refresh(project)
     release.refresh_from_db()
     return release
 

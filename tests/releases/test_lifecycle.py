@@ -101,3 +101,20 @@ def test_pages_and_roles(client, world) -> None:  # type: ignore[no-untyped-def]
     assert release.status == Release.Status.PROPOSED
     audit = client.get(reverse("releases:audit", kwargs={"slug": project.slug}), {"format": "csv"})
     assert audit.status_code == 200 and b"proposed" in audit.content
+
+
+def test_rollback_target_and_candidates_are_kept_warm(world) -> None:  # type: ignore[no-untyped-def]
+    from workbench.services.configurations import warm_set
+
+    project, lead, run = world["project"], world["lead"], world["run"]
+    first = lifecycle.release_propose(project=project, configuration=world["bm25"], eval_runs=[run], user=lead)
+    lifecycle.release_approve(release=first, user=lead, reason="t")
+    lifecycle.release_activate(release=first, user=lead, expected_active=None)
+    second = lifecycle.release_propose(project=project, configuration=world["hybrid"], eval_runs=[run], user=lead)
+    lifecycle.release_approve(release=second, user=lead, reason="t")
+    project.serving.refresh_from_db()
+    assert project.serving.keep_warm == [world["hybrid"].pk]  # the approved candidate
+    lifecycle.release_activate(release=second, user=lead, expected_active=first.pk)
+    project.serving.refresh_from_db()
+    assert project.serving.keep_warm == [world["bm25"].pk]  # now the rollback target
+    assert {c.pk for c in warm_set()} == {world["bm25"].pk, world["hybrid"].pk}

@@ -205,26 +205,42 @@ def served_arm(
     return record.configuration, "active" if split else "", record.shadow_configuration
 
 
+def serving_keep_warm_set(*, project: Project, configurations: list[SearchConfiguration]) -> None:
+    """Name the configurations every web process keeps loaded besides what is served (e.g. a rollback target)."""
+    ids = sorted({c.pk for c in configurations if c.project_id == project.pk})
+    ServingRecord.objects.filter(project=project).update(keep_warm=ids)
+
+
+def warm_set() -> list[SearchConfiguration]:
+    """Every configuration some project serves, canaries, shadows or keeps warm."""
+    ids: set[int] = set()
+    for record in ServingRecord.objects.all():
+        ids.update(
+            i for i in (record.configuration_id, record.canary_configuration_id, record.shadow_configuration_id) if i
+        )
+        ids.update(int(i) for i in record.keep_warm or [])
+    return list(
+        SearchConfiguration.objects.filter(pk__in=ids).select_related("index__encoder", "index__corpus", "reranker")
+    )
+
+
 def serving_warm_all() -> list[str]:
-    """Warm every project's served configuration in this process (at server start); failures are logged, not
-    raised: a project whose files are gone must not stop the others from warming. Returns what was warmed."""
+    """Warm (and pin) every configuration of ``warm_set`` in this process; failures are logged, not raised: a
+    project whose files are gone must not stop the others from warming. Returns what was warmed."""
     import logging
 
     log = logging.getLogger(__name__)
-    warmed, served = [], []
+    warmed, ok = [], []
     try:
-        records = ServingRecord.objects.select_related(
-            "configuration__index__encoder", "configuration__reranker", "project"
-        )
-        for record in records:
+        for configuration in warm_set():
             try:
-                configuration_warm(record.configuration)
+                configuration_warm(configuration)
             except WorkbenchError as exc:
-                log.warning("could not warm %s of %s: %s", record.configuration, record.project, exc)
+                log.warning("could not warm %s: %s", configuration, exc)
             else:
-                warmed.append(f"{record.project.slug}: {record.configuration.name}")
-                served.append(record.configuration)
-        pin_served(served)
+                warmed.append(f"{configuration.project.slug}: {configuration.name}")
+                ok.append(configuration)
+        pin_served(ok)
     except Exception:  # before migrations, or the database is down: serving will load lazily
         log.warning("warming the served configurations failed", exc_info=True)
     return warmed
