@@ -8,13 +8,19 @@ import platform
 
 def machine_info() -> dict:
     cpu = platform.processor() or ""
+    flags: list[str] = []
     try:
         with open("/proc/cpuinfo") as fh:
-            cpu = next((ln.split(":", 1)[1].strip() for ln in fh if ln.startswith("model name")), cpu)
+            lines = fh.read().splitlines()
+        cpu = next((ln.split(":", 1)[1].strip() for ln in lines if ln.startswith("model name")), cpu)
+        every = next((ln.split(":", 1)[1].split() for ln in lines if ln.startswith("flags")), [])
+        # The flags that change which kernels run (and so the speeds measured): SIMD width, bf16, AMX, VNNI.
+        flags = sorted(f for f in every if f.startswith(("avx", "amx", "fma", "f16c", "sse4")))
     except OSError:
         pass
     info = {
         "cpu": cpu,
+        "cpu_flags": flags,
         "cores": os.cpu_count(),
         "memory_gb": round(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30, 1),
         "gpu": None,
