@@ -75,7 +75,7 @@ format: install-dev
 	$(VENV)/bin/ruff check --fix .
 
 bench: install-dev
-	@for b in import_scifact embed search baselines api metrics; do \
+	@for b in import_scifact embed search baselines api metrics release_switch; do \
 	  if [ -f bench/$$b.py ]; then echo "== bench/$$b.py"; $(PY) bench/$$b.py || exit 1; fi; done
 
 clean:
