@@ -75,7 +75,6 @@ def release_detail(request: HttpRequest, project: Project, number: int) -> HttpR
             "active": active,
             "blocking": [g for g in release.gates if g["status"] in ("failed", "not computable")],
             "approve_form": ApproveForm(),
-            "traffic_form": TrafficForm(),
             "serving": getattr(project, "serving", None),
             "arms": selectors.arm_stats(project, since=since),
             "drift": monitor.drift_report(release) if release.activated_at else None,
