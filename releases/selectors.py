@@ -32,6 +32,7 @@ def arm_stats(project: Project, *, since: Any) -> list[dict[str, Any]]:
         rows = SearchLog.objects.filter(project=project, arm=arm, created_at__gte=since)
         totals = np.array(rows.values_list("total_ms", flat=True))
         tops = np.array([s for s in rows.values_list("top_score", flat=True) if s is not None])
+        overlaps = np.array([v for v in rows.values_list("overlap_at_10", flat=True) if v is not None])
         if not totals.size:
             continue
         out.append(
@@ -41,6 +42,7 @@ def arm_stats(project: Project, *, since: Any) -> list[dict[str, Any]]:
                 "p50": float(np.percentile(totals, 50)),
                 "p95": float(np.percentile(totals, 95)),
                 "top1_median": float(np.median(tops)) if tops.size else None,
+                "overlap_at_10": float(overlaps.mean()) if overlaps.size else None,
             }
         )
     return out

@@ -515,6 +515,8 @@ class SearchLog(models.Model):
     reranked = models.BooleanField(default=False)
     # The best hit's score: the drift monitor compares its distribution over time.
     top_score = models.FloatField(null=True, blank=True)
+    # Shadow searches: share of the answered top 10 passages the shadow also returned.
+    overlap_at_10 = models.FloatField(null=True, blank=True)
     via = models.CharField(max_length=10, default="ui")  # ui | api | eval
     timings_ms = models.JSONField(default=dict)
     total_ms = models.FloatField()

@@ -380,4 +380,12 @@ def test_canary_is_sticky_per_caller_and_shadow_only_logs(client, built, monkeyp
     assert body["configuration"]["id"] == active.pk
     logs = {row.arm: row for row in SearchLog.objects.all()}
     assert set(logs) == {"active", "shadow"} and logs["shadow"].configuration == candidate
-    assert logs["active"].top_score is not None
+    assert logs["active"].top_score is not None and 0.0 <= logs["shadow"].overlap_at_10 <= 1.0
+    assert logs["active"].overlap_at_10 is None
+
+
+def test_overlap_at_10() -> None:
+    from workbench.services.search import overlap_at_10
+
+    assert overlap_at_10(list(range(10)), list(range(5, 20))) == 0.5
+    assert overlap_at_10([1, 2], [2, 3]) == 0.5 and overlap_at_10([], [1]) == 1.0

@@ -88,12 +88,15 @@ def search_run(
     served: bool = False,
     arm: str = "",
     shadow: SearchConfiguration | None = None,
+    answered_ids: list[int] | None = None,
     user: Any = None,
     via: str = "ui",
 ) -> SearchOutcome:
     """Search with one configuration, record the per-stage latency, and return hits with passages and judgments.
 
-    ``served``: the configuration answered because the project serves it (the request named none).
+    ``served``: the configuration answered because the project serves it (the request named none). ``shadow``:
+    searched too, off the request thread, and logged only. ``answered_ids``: for a shadow search, the passages the
+    answering configuration returned (their overlap with this one's top 10 is logged).
     """
     index = configuration.index
     if configuration.project_id != project.pk or index.project_id != project.pk:
@@ -129,11 +132,15 @@ def search_run(
         timings_ms=result.timings_ms,
         total_ms=result.timings_ms["total"],
         top_score=result.hits[0].score if result.hits else None,
+        overlap_at_10=overlap_at_10(answered_ids, result.passage_ids) if answered_ids is not None else None,
         arm=arm,
         user=user if getattr(user, "is_authenticated", False) else None,
     )
     if shadow is not None:
-        shadow_submit(project=project, configuration=shadow, query=query, k=k, filters=filters, via=via, user=user)
+        shadow_submit(
+            project=project, configuration=shadow, query=query, k=k, filters=filters, via=via, user=user,
+            answered_ids=result.passage_ids,
+        )  # fmt: skip
     known = Query.objects.filter(project=project, text=result.query).first()
     return SearchOutcome(result, hits_hydrate(result, known), configuration, served, known, arm)
 
@@ -271,8 +278,22 @@ SHADOW_INLINE = False  # tests run them inline, inside the test's transaction
 log = logging.getLogger(__name__)
 
 
+def overlap_at_10(answered: list[int], other: list[int]) -> float:
+    """Share of the answered top 10 that the other list also has in its top 10."""
+    top = answered[:10]
+    return len(set(top) & set(other[:10])) / len(top) if top else 1.0
+
+
 def shadow_submit(
-    *, project: Project, configuration: SearchConfiguration, query: str, k: int, filters: Any, via: str, user: Any
+    *,
+    project: Project,
+    configuration: SearchConfiguration,
+    query: str,
+    k: int,
+    filters: Any,
+    via: str,
+    user: Any,
+    answered_ids: list[int],
 ) -> None:
     """Search the shadow configuration with the same request and log it (arm "shadow"); failures are logged only."""
 
@@ -280,7 +301,7 @@ def shadow_submit(
         try:
             search_run(
                 project=project, configuration=configuration, query=query, k=k, filters=filters, arm="shadow",
-                via=via, user=user,
+                via=via, user=user, answered_ids=answered_ids,
             )  # fmt: skip
         except Exception:
             log.warning("shadow search with %s failed", configuration, exc_info=True)
