@@ -12,6 +12,7 @@ from django.db import transaction
 
 from workbench.models import Corpus, Membership, Project, Role
 from workbench.services.imports import beir_import
+from workbench.services.indexes import encoder_base_ensure
 
 DEMO_SLUG = "scifact"
 DEMO_USERS = {"annotator": Role.ANNOTATOR, "reviewer": Role.REVIEWER, "mllead": Role.ML_LEAD, "admin": Role.ADMIN}
@@ -50,6 +51,7 @@ def demo_project_ensure(*, folder: Path | None = None, progress: Callable[[float
             if user:
                 Membership.objects.get_or_create(project=project, user=user, defaults={"role": role})
         corpus, _ = Corpus.objects.get_or_create(project=project, name="scifact")
+        encoder_base_ensure(project=project)
     if corpus.documents.exists():
         return "The SciFact demo is already loaded."
     if not (folder / "corpus.jsonl").is_file():

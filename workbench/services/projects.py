@@ -19,12 +19,15 @@ from workbench.jobs import job_create
 from workbench.models import Corpus, Job, Judgment, Membership, Project, Role
 from workbench.retrieval.chunking import ChunkingError, validate_params
 from workbench.selectors import corpus_dependents
+from workbench.services.indexes import encoder_base_ensure
 
 MAX_GRADE = 10  # a wider scale is not a relevance scale annotators can use
 
 
 def project_create(*, name: str, description: str = "", user: Any, slug: str | None = None) -> Project:
-    """Create a project; its creator becomes its admin. ``user=None`` (the shell) creates it with no members."""
+    """Create a project; its creator becomes its admin. ``user=None`` (the shell) creates it with no members.
+
+    The base encoder is registered with it, so pages never need to write it on a GET."""
     slug = slugify(slug or name)[:80]
     if not slug:
         raise WorkbenchError("A project needs a name with at least one letter or digit.")
@@ -34,6 +37,7 @@ def project_create(*, name: str, description: str = "", user: Any, slug: str | N
         project = Project.objects.create(name=name.strip(), slug=slug, description=description, created_by=user)
         if user is not None:
             Membership.objects.create(project=project, user=user, role=Role.ADMIN, added_by=user)
+        encoder_base_ensure(project=project)
     return project
 
 
