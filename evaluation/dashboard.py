@@ -24,7 +24,7 @@ def evaluation_stage(project: Project, role: str | None) -> Stage:
         stage.lines.append(f"{n:,} evaluation{'s' if n != 1 else ''}; latest #{latest.pk} on {latest.query_set}")
         report = latest.report or {}
         baseline = report.get("baseline")
-        value = (report.get("configs", {}).get(baseline, {}).get("slices", {}).get("all", {}).get("means", {}))
+        value = report.get("configs", {}).get(baseline, {}).get("slices", {}).get("all", {}).get("means", {})
         if baseline and value.get(HEADLINE_METRIC) is not None:
             stage.lines.append(f"{HEADLINE_METRIC} {value[HEADLINE_METRIC]:.3f} for the baseline, {baseline}")
         elif not report:

@@ -122,7 +122,7 @@ def queries_stage(project: Project, role: str | None) -> Stage:
     if state == "waiting":
         stage.lines.append("Judgments need a corpus first.")
     elif state == "todo":
-        stage.lines.append("No judged queries yet: evaluations need queries with judgments (BEIR queries.jsonl + qrels).")
+        stage.lines.append("No judged queries yet: evaluations need queries with judgments (queries + qrels files).")
     return stage
 
 

@@ -115,9 +115,12 @@ def search_page(request: HttpRequest, project: Project) -> HttpResponse:
         "custom": search_service.CUSTOM,
         "served": search_service.SERVED,
     }
+    data = request.GET.dict()
+    data.setdefault("per_document", "1")  # the page shows one result per document unless asked for passages
+    context["per_document"] = data["per_document"] not in ("0", "false", "")
     if request.GET.get("q", "").strip():
         try:
-            params = search_service.search_params_parse(project, request.GET.dict())
+            params = search_service.search_params_parse(project, data)
             context["outcome"] = search_service.search_run(project=project, user=request.user, via="ui", **params)
         except WorkbenchError as exc:
             context["error"] = str(exc)

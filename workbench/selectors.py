@@ -126,9 +126,9 @@ def query_judgments(query: Query) -> list[dict[str, Any]]:
         .select_related("document__corpus", "annotator")
         .order_by("document_id", "id")
     )
-    gold = gold_reduce(
-        (r.query_id, r.document_id, r.grade, r.source) for r in rows if not r.cant_judge
-    ).get(query.pk, {})
+    gold = gold_reduce((r.query_id, r.document_id, r.grade, r.source) for r in rows if not r.cant_judge).get(
+        query.pk, {}
+    )
     labels = dict(query.project.grades)
     by_doc: dict[int, dict[str, Any]] = {}
     for r in rows:
@@ -279,7 +279,7 @@ def index_manifest_fields(index: IndexVersion, *, show_paths: bool) -> list[tupl
             if isinstance(metrics.get(key), int | float)
         )),
         ("Size on disk", f"{metrics['size_bytes'] / 1e6:,.1f} MB" if metrics.get("size_bytes") else ""),
-        ("Passages", f"{m.get('passage_count', index.passage_count):,}" + (" (texts stored)" if m.get("has_texts") else "")),
+        ("Passages", f"{m.get('passage_count', index.passage_count):,}" + (", texts kept" * bool(m.get("has_texts")))),
         ("Built", str(m.get("created", ""))),
     ]  # fmt: skip
     if show_paths:
