@@ -39,6 +39,7 @@ class Stage:
     title: str
     state: str
     lines: list[str] = field(default_factory=list)
+    entries: list[tuple[str, str, str]] = field(default_factory=list)  # (name, url, detail): what exists, linked
     link: Action | None = None
     actions: list[Action] = field(default_factory=list)
     hint: str = ""
@@ -49,24 +50,28 @@ class Stage:
 
 
 StageBuilder = Callable[[Project, "str | None"], Stage]
-_STAGES: dict[str, tuple[int, StageBuilder]] = {}
+_STAGES: dict[str, tuple[int, int, StageBuilder]] = {}
 
 
-def dashboard_stage(key: str, *, order: int) -> Callable[[StageBuilder], StageBuilder]:
-    """Register (or replace) the builder of one dashboard stage; ``order`` places it in the loop."""
+def dashboard_stage(key: str, *, order: int, priority: int | None = None) -> Callable[[StageBuilder], StageBuilder]:
+    """Register (or replace) the builder of one dashboard stage; ``order`` places it in the loop, ``priority``
+    (default: ``order``) among the candidates for the one "next step" (lowest first)."""
 
     def register(builder: StageBuilder) -> StageBuilder:
-        _STAGES[key] = (order, builder)
+        _STAGES[key] = (order, order if priority is None else priority, builder)
         return builder
 
     return register
 
 
 def project_dashboard(project: Project, role: str | None) -> dict:
-    """The stages in loop order and the one next step for this role (the first stage with an action it can take)."""
-    stages = [builder(project, role) for _, builder in sorted(_STAGES.values(), key=lambda item: item[0])]
-    next_stage = next((s for s in stages if s.next_action is not None), None)
-    return {"stages": stages, "next_stage": next_stage}
+    """The stages in loop order and the one next step for this role: of the stages with an action it can take
+    now, the one of lowest priority (a corpus, then an index and what is served, then judgments, ...)."""
+    entries = sorted(_STAGES.values(), key=lambda item: item[0])
+    built = [(priority, builder(project, role)) for _, priority, builder in entries]
+    candidates = sorted((p, i) for i, (p, s) in enumerate(built) if s.next_action is not None)
+    next_stage = built[candidates[0][1]][1] if candidates else None
+    return {"stages": [s for _, s in built], "next_stage": next_stage}
 
 
 def _url(name: str, project: Project, **kwargs: int) -> str:
@@ -89,9 +94,9 @@ def corpus_stage(project: Project, role: str | None) -> Stage:
     corpora = list(Corpus.objects.filter(project=project).annotate(n=Count("documents")).order_by("name")[:6])
     stage = Stage("corpus", "Corpus", "done" if corpora else "todo")
     for c in corpora:
-        stage.lines.append(f"{c.name}: {_plural(c.n, 'document')} (version {c.version})")
-    if corpora:
-        stage.link = Action("Open " + corpora[0].name, _url("workbench:corpus", project, pk=corpora[0].pk), False)
+        stage.entries.append(
+            (c.name, _url("workbench:corpus", project, pk=c.pk), f"{_plural(c.n, 'document')} · version {c.version}")
+        )
     if _can(role, Capability.MANAGE_DATA):
         label = "Upload a corpus" if not corpora else "New corpus"
         stage.actions.append(Action(label, _url("workbench:corpus_new", project), primary=not corpora))
@@ -102,7 +107,8 @@ def corpus_stage(project: Project, role: str | None) -> Stage:
     return stage
 
 
-@dashboard_stage("queries", order=20)
+# Search needs no judgments, so importing them comes after an index and a served configuration as the next step.
+@dashboard_stage("queries", order=20, priority=65)
 def queries_stage(project: Project, role: str | None) -> Stage:
     n_queries = project.queries.count()
     n_judgments = Judgment.objects.filter(project=project).count()
@@ -147,8 +153,16 @@ def indexes_stage(project: Project, role: str | None) -> Stage:
     state = "done" if indexes else ("running" if building else ("todo" if has_passages else "waiting"))
     stage = Stage("indexes", "Indexes", state)
     if indexes:
-        stage.lines.append(_plural(n, "index version") + "; newest: " + str(indexes[0]))
-        stage.link = Action("Open indexes", _url("workbench:indexes", project), False)
+        stage.lines.append(_plural(n, "index version") + ("; newest:" if n > 1 else ":"))
+        newest = indexes[0]
+        stage.entries.append(
+            (
+                f"{newest.corpus.name} v{newest.number}",
+                _url("workbench:index", project, pk=newest.pk),
+                f"{newest.index_type}, {newest.encoder.name}, {newest.passage_count:,} passages",
+            )
+        )
+        stage.link = Action("All indexes", _url("workbench:indexes", project), False)
     if building:
         stage.lines.append(f"Building: {building.title} ({building.progress_percent} %)")
         stage.link = Action(f"Job #{building.pk}", _url("workbench:job", project, pk=building.pk), False)
