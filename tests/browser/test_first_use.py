@@ -34,7 +34,8 @@ def test_a_refusal_is_a_styled_page_with_the_reason(page, live_server) -> None: 
     login(page, live_server, "lead", PASSWORD)
     response = page.goto(f"{live_server.url}/p/{project.slug}/members/")
     assert response.status == 403
-    assert page.locator("[data-testid=error-403] [role=alert]").inner_text() == "Your role (ML lead) cannot do this here."
+    reason = page.locator("[data-testid=error-403] [role=alert]").inner_text()
+    assert reason == "Your role (ML lead) cannot do this here."
     assert page.locator("header.topbar .project-nav").is_visible()  # inside the site's layout, with navigation
     page.get_by_role("link", name=f"Back to {project.name}").click()
     page.wait_for_url(f"{live_server.url}/p/{project.slug}/")
@@ -54,9 +55,10 @@ def test_search_shows_one_result_per_document_with_more_from_it(
     page.fill("input[name=q]", "cells protein expression")
     page.keyboard.press("Enter")
     page.wait_for_selector("[data-testid=timings]")
-    assert "20 documents (best passage of each, from the top 100 passages)" in page.locator(
-        "[data-testid=timings]"
-    ).inner_text()
+    assert (
+        "20 documents (best passage of each, from the top 100 passages)"
+        in page.locator("[data-testid=timings]").inner_text()
+    )
     docs = page.locator("ol.results > li.passage").evaluate_all("els => els.map(e => e.dataset.document)")
     assert len(docs) == 20 and len(set(docs)) == 20
     more = page.locator("[data-testid=more-from-document]").first

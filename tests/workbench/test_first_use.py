@@ -67,7 +67,7 @@ def test_dashboard_next_step_for_an_ml_lead_with_a_corpus_and_no_index(client) -
 
 
 def test_dashboard_shows_index_serving_and_evaluation(client, built) -> None:  # type: ignore[no-untyped-def]
-    project, lead, _, _, index = built
+    project, lead, _, _, _index = built
     make_finished_eval(project, lead)
     client.force_login(lead)
     html = client.get(_url("workbench:project", project)).content.decode()
@@ -137,7 +137,9 @@ def test_role_refusals_on_post_say_why(client) -> None:  # type: ignore[no-untyp
 # --- index type, readable fields, paths -----------------------------------------------------------------------------
 
 
-def test_automatic_index_type_is_recorded_as_automatic(scifact_dir, tiny_encoder_path, eager_celery, django_capture_on_commit_callbacks) -> None:  # type: ignore[no-untyped-def]  # noqa: E501
+def test_automatic_index_type_is_recorded_as_automatic(
+    scifact_dir, tiny_encoder_path, eager_celery, django_capture_on_commit_callbacks
+) -> None:  # type: ignore[no-untyped-def]  # noqa: E501
     from workbench.services import indexes
 
     project, lead, corpus, encoder, _ = make_indexed_project(
@@ -180,7 +182,7 @@ def test_index_page_shows_readable_manifest_and_paths_only_to_admins(client, bui
 
 
 def test_a_single_choice_starts_selected(built) -> None:  # type: ignore[no-untyped-def]
-    project, _, corpus, encoder, _ = built
+    project, _, corpus, _encoder, _ = built
     form = IndexBuildForm(project=project)
     html = str(form["corpus"])
     assert "---------" not in html and f'value="{corpus.pk}" selected' in html
