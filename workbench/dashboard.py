@@ -114,7 +114,7 @@ def queries_stage(project: Project, role: str | None) -> Stage:
     n_judgments = Judgment.objects.filter(project=project).count()
     has_corpus = Corpus.objects.filter(project=project).exists()
     state = "done" if n_queries and n_judgments else ("todo" if has_corpus else "waiting")
-    stage = Stage("queries", "Queries and judgments", state)
+    stage = Stage("queries", "Queries", state)
     stage.lines.append(f"{_plural(n_queries, 'query', 'queries')} · {_plural(n_judgments, 'judgment')}")
     stage.lines.append(
         f"Grades {project.grade_min}–{project.grade_max}, relevant from grade {project.relevance_threshold}"

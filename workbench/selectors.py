@@ -7,7 +7,20 @@ from typing import Any
 
 import numpy as np
 from django.db import connection
-from django.db.models import Avg, BigIntegerField, Count, ExpressionWrapper, F, Max, Min, Q, QuerySet, Value
+from django.db.models import (
+    Avg,
+    BigIntegerField,
+    Count,
+    ExpressionWrapper,
+    F,
+    Max,
+    Min,
+    OuterRef,
+    Q,
+    QuerySet,
+    Subquery,
+    Value,
+)
 from django.utils import timezone
 
 from workbench.models import (
@@ -33,7 +46,8 @@ def projects_for_user(user: Any) -> QuerySet[Project]:
     qs = Project.objects.all()
     if not user.is_superuser:
         qs = qs.filter(pk__in=Membership.objects.filter(user=user).values("project_id"))
-    return qs.annotate(n_members=Count("memberships", distinct=True)).order_by("name")
+    my_role = Membership.objects.filter(project=OuterRef("pk"), user=user).values("role")[:1]
+    return qs.annotate(n_members=Count("memberships", distinct=True), my_role=Subquery(my_role)).order_by("name")
 
 
 def project_overview(project: Project) -> dict:

@@ -40,7 +40,8 @@ def test_members_column_counts_every_member_not_what_the_viewer_sees(client) -> 
     annotator = project.memberships.get(role=Role.ANNOTATOR).user
     assert selectors.projects_for_user(annotator).get().n_members == 3
     client.force_login(annotator)
-    assert "<td>3</td>" in client.get(reverse("workbench:home")).content.decode()
+    html = client.get(reverse("workbench:home")).content.decode()
+    assert '<td class="num">3</td>' in html and "Annotator" in html
 
 
 # --- dashboard ------------------------------------------------------------------------------------------------------
@@ -139,7 +140,7 @@ def test_role_refusals_on_post_say_why(client) -> None:  # type: ignore[no-untyp
 
 def test_automatic_index_type_is_recorded_as_automatic(
     scifact_dir, tiny_encoder_path, eager_celery, django_capture_on_commit_callbacks
-) -> None:  # type: ignore[no-untyped-def]  # noqa: E501
+) -> None:  # type: ignore[no-untyped-def]
     from workbench.services import indexes
 
     project, lead, corpus, encoder, _ = make_indexed_project(

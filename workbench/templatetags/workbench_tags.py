@@ -56,3 +56,11 @@ def readable(value):  # type: ignore[no-untyped-def]
 def words(key: str) -> str:
     """An internal key as words: "index_build" -> "index build"."""
     return str(key or "").replace("_", " ")
+
+
+@register.filter
+def role_label(role: str) -> str:
+    """A role's stored value as its label ("ml_lead" -> "ML lead")."""
+    from workbench.models import Role
+
+    return str(Role(role).label) if role in Role.values else str(role or "")
