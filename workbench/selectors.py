@@ -267,7 +267,7 @@ def readable_value(value: Any) -> str:
     if isinstance(value, float):
         return f"{value:,.4g}"
     if isinstance(value, list | tuple):
-        return "; ".join(readable_value(v) for v in value) or "none"
+        return ", ".join(readable_value(v) for v in value) or "none"
     if isinstance(value, dict):
         return " · ".join(f"{k} {readable_value(v)}" for k, v in value.items()) or "none"
     return str(value)

@@ -336,6 +336,8 @@ def job_detail(request: HttpRequest, project: Project, pk: int) -> HttpResponse:
     if request.htmx:
         return render(request, "workbench/_job_status.html", context)
     context["metric_chart"] = selectors.job_metric_chart(job)
+    if job.status == Job.Status.SUCCEEDED:  # a finished job is not a dead end: what the loop asks for next
+        context["next_stage"] = project_dashboard(project, request.role)["next_stage"]  # type: ignore[attr-defined]
     return render(request, "workbench/job.html", context)
 
 

@@ -265,3 +265,16 @@ def test_evaluation_query_rows_paginate(client) -> None:  # type: ignore[no-unty
     url = reverse("evaluation:detail", kwargs={"slug": project.slug, "pk": run.pk})
     page = client.get(url).context["query_page"]
     assert page.paginator.per_page == 25 and page.paginator.count == 2
+
+
+def test_a_finished_job_page_offers_the_next_step(
+    client, scifact_dir, tiny_encoder_path, eager_celery, django_capture_on_commit_callbacks
+) -> None:  # type: ignore[no-untyped-def]
+    project, lead, _, _, index = make_indexed_project(
+        scifact_dir, tiny_encoder_path, capture=django_capture_on_commit_callbacks
+    )
+    job = Job.objects.get(project=project, kind="index_build")
+    client.force_login(lead)
+    html = client.get(_url("workbench:job", project, pk=job.pk)).content.decode()
+    assert _url("workbench:index", project, pk=index.pk) in html  # what it produced
+    assert "Next step: save and serve a configuration" in html and _url("workbench:configurations", project) in html
