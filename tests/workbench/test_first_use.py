@@ -121,6 +121,12 @@ def test_404_is_styled_and_reveals_no_project_to_outsiders(client) -> None:  # t
     assert 'data-testid="error-404"' in html and project.name not in html
 
 
+def test_an_unknown_address_is_a_styled_404_for_anyone(client) -> None:  # type: ignore[no-untyped-def]
+    response = client.get("/no/such/page/")
+    html = response.content.decode()
+    assert response.status_code == 404 and "There is nothing at this address." in html and 'class="topbar"' in html
+
+
 def test_500_page_renders_without_a_request_context() -> None:
     from django.template import loader
 
