@@ -9,4 +9,5 @@ class EvaluationConfig(AppConfig):
 
     def ready(self) -> None:
         # Registers the evaluation job kind, so web processes can create evaluation jobs.
-        from evaluation import tasks  # noqa: F401
+        # And its stage of the project dashboard, in place of the core's placeholder.
+        from evaluation import dashboard, tasks  # noqa: F401

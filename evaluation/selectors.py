@@ -21,7 +21,7 @@ from workbench.models import Document, Project, Query
 
 VERDICT_CSS = {"better": "verdict-better", "worse": "verdict-worse", "not significant": "verdict-ns"}
 HEADLINE_METRIC = "nDCG@10"
-MAX_QUERY_ROWS = 500
+QUERY_ROWS_PER_PAGE = 25
 
 
 def eval_runs_for_project(project: Project) -> QuerySet[EvalRun]:
@@ -233,13 +233,55 @@ def _queries_by_external_id(project: Project, qids: Sequence[str]) -> dict[str, 
     return known
 
 
-def query_rows(project: Project, run: EvalRun, configs: Sequence[EvalConfig]) -> tuple[list[dict[str, Any]], int]:
-    """Per-query headline metric of every configuration, worst change against the baseline first (capped)."""
+QUERY_ORDERS = {
+    "delta": "largest loss first",
+    "-delta": "largest gain first",
+    "qid": "query id",
+}
+QUERY_CHANGES = {"": "all queries", "worse": "worse only", "better": "better only", "changed": "changed only"}
+
+
+def column_heads(configs: Sequence[EvalConfig]) -> list[dict[str, Any]]:
+    """Short column headings: a configuration's position and what tells it apart from the others (labels often
+    share a long prefix, such as the corpus and the encoder), with the full label for a tooltip."""
+    labels = [c.label for c in configs]
+    prefix = ""
+    if len(labels) > 1:  # the longest shared leading text (labels are text, not paths)
+        shortest = min(labels, key=len)
+        n = next((i for i, ch in enumerate(shortest) if any(label[i] != ch for label in labels)), len(shortest))
+        prefix = shortest[:n]
+    # Cut the shared prefix back to a whole part ("corpus v1 (encoder) · "), never inside a word.
+    sep = prefix.rfind(" · ")
+    prefix = prefix[: sep + 3] if sep >= 0 else prefix[: prefix.rfind(" ") + 1]
+    heads = []
+    for c in configs:
+        short = c.label[len(prefix) :].strip() or c.label
+        heads.append({"label": c.label, "position": c.position, "short": short[:40] + ("…" if len(short) > 40 else "")})
+    return heads
+
+
+def query_rows(
+    project: Project,
+    run: EvalRun,
+    configs: Sequence[EvalConfig],
+    *,
+    candidate: str | None = None,
+    text: str = "",
+    change: str = "",
+    order: str = "delta",
+) -> dict[str, Any]:
+    """Per-query headline metric of every configuration and the change of one candidate against the baseline.
+
+    ``candidate``: the configuration label whose Δ (candidate − baseline) is shown; the first non-baseline one by
+    default. ``text`` filters by query id or text, ``change`` by the direction of Δ, ``order`` sorts (QUERY_ORDERS).
+    """
     metrics = {c.label: run_metrics(c) for c in configs}
     baseline = run.report["baseline"]
     base = metrics[baseline]
     metric = HEADLINE_METRIC if HEADLINE_METRIC in base.per_query else base.metric_names[0]
-    candidate = next((c.label for c in configs if c.label != baseline), None)
+    others = [c.label for c in configs if c.label != baseline]
+    if candidate not in others:
+        candidate = others[0] if others else None
     values = {label: m.per_query[metric] for label, m in metrics.items()}
     known = _queries_by_external_id(project, base.qids)
     rows = []
@@ -254,8 +296,37 @@ def query_rows(project: Project, run: EvalRun, configs: Sequence[EvalConfig]) ->
                 "diff": diff,
             }
         )
-    rows.sort(key=lambda r: (r["diff"] if r["diff"] is not None else r["values"][0], r["qid"]))
-    return rows[:MAX_QUERY_ROWS], len(rows)
+    n_all = len(rows)
+    needle = text.strip().lower()
+    if needle:
+        rows = [r for r in rows if needle in r["qid"].lower() or needle in r["text"].lower()]
+    if candidate and change in QUERY_CHANGES:
+        keep = {
+            "worse": lambda d: d < 0,
+            "better": lambda d: d > 0,
+            "changed": lambda d: d != 0,
+        }.get(change)
+        if keep is not None:
+            rows = [r for r in rows if keep(r["diff"])]
+    if order not in QUERY_ORDERS:
+        order = "delta"
+    if order == "qid":
+        rows.sort(key=lambda r: r["qid"])
+    else:
+        sign = 1 if order == "delta" else -1
+        rows.sort(key=lambda r: (sign * (r["diff"] if r["diff"] is not None else r["values"][0]), r["qid"]))
+    by_label = {c.label: c for c in configs}
+    return {
+        "rows": rows,
+        "n_all": n_all,
+        "metric": metric,
+        "candidate": by_label.get(candidate) if candidate else None,
+        "baseline": by_label.get(baseline),
+        "candidates": [by_label[label] for label in others],
+        "order": order,
+        "change": change if change in QUERY_CHANGES else "",
+        "text": text.strip(),
+    }
 
 
 def _semantics_differences(a: Mapping[str, Any], b: Mapping[str, Any]) -> list[str]:

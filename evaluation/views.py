@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from django.contrib import messages
+from django.core.paginator import Paginator
 from django.http import FileResponse, Http404, HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import get_object_or_404, redirect, render
 
@@ -12,7 +13,7 @@ from evaluation.models import EvalConfig, EvalRun
 from workbench.access import project_view
 from workbench.errors import WorkbenchError
 from workbench.models import Project, Query
-from workbench.roles import Capability
+from workbench.roles import Capability, role_allows
 
 DRILLDOWN_K = 10
 
@@ -79,7 +80,13 @@ def eval_detail(request: HttpRequest, project: Project, pk: int) -> HttpResponse
             response["HX-Refresh"] = "true"  # results are in: reload the whole page once
         return response
     configs = selectors.configs_of(run)
-    context: dict = {"project": project, "run": run, "configs": configs}
+    context: dict = {
+        "project": project,
+        "run": run,
+        "configs": configs,
+        # The unjudged pairs are for whoever can get them judged and their qrels imported, not for every reader.
+        "can_export_pairs": role_allows(request.role, Capability.MANAGE_DATA),  # type: ignore[attr-defined]
+    }
     if run.is_complete:
         try:
             metrics = {c.label: selectors.run_metrics(c) for c in configs}
@@ -88,7 +95,25 @@ def eval_detail(request: HttpRequest, project: Project, pk: int) -> HttpResponse
                     run, configs, slice_name=request.GET.get("slice", ""), metric=request.GET.get("metric", "")
                 )
             )
-            context["query_rows"], context["n_queries"] = selectors.query_rows(project, run, configs)
+            context["heads"] = selectors.column_heads(configs)
+            by_position = {str(c.position): c.label for c in configs}
+            table = selectors.query_rows(
+                project,
+                run,
+                configs,
+                candidate=by_position.get(request.GET.get("vs", "")),
+                text=request.GET.get("qq", ""),
+                change=request.GET.get("change", ""),
+                order=request.GET.get("order", "delta"),
+            )
+            page = Paginator(table["rows"], selectors.QUERY_ROWS_PER_PAGE).get_page(request.GET.get("qpage"))
+            context.update(
+                queries=table,
+                query_page=page,
+                shorts={h["label"]: h["short"] for h in context["heads"]},
+                query_orders=selectors.QUERY_ORDERS,
+                query_changes=selectors.QUERY_CHANGES,
+            )
             context["chart_data"] = charts.chart_data(run, configs, metrics)
         except WorkbenchError as exc:
             context["error"] = str(exc)
@@ -100,7 +125,13 @@ def eval_query(request: HttpRequest, project: Project, pk: int, query_pk: int) -
     run = _run_or_404(project, pk)
     query = get_object_or_404(Query, pk=query_pk, project=project)
     k = _int(request.GET.get("k"), DRILLDOWN_K, 1, run.depth)
-    context: dict = {"project": project, "run": run, "query": query, "k": k}
+    context: dict = {
+        "project": project,
+        "run": run,
+        "query": query,
+        "k": k,
+        "can_export_pairs": role_allows(request.role, Capability.MANAGE_DATA),  # type: ignore[attr-defined]
+    }
     if not run.is_complete:
         context["error"] = "This evaluation has no results yet."
     else:

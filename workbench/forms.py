@@ -25,6 +25,15 @@ class MultipleFileField(forms.FileField):
         return [single(data, initial)] if data else []
 
 
+def single_choice_preselect(form: forms.Form, *names: str) -> None:
+    """A required choice with exactly one option starts on that option, not on "---------"."""
+    for name in names:
+        field = form.fields[name]
+        if isinstance(field, forms.ModelChoiceField) and field.required and field.queryset.count() == 1:
+            field.empty_label = None
+            field.initial = field.queryset.first()
+
+
 class ProjectForm(forms.Form):
     name = forms.CharField(max_length=200)
     description = forms.CharField(widget=forms.Textarea(attrs={"rows": 2}), required=False)
@@ -75,6 +84,7 @@ class QrelsImportForm(forms.Form):
     def __init__(self, *args, project: Project, **kwargs) -> None:  # type: ignore[no-untyped-def]
         super().__init__(*args, **kwargs)
         self.fields["corpus"].queryset = project.corpora.all()
+        single_choice_preselect(self, "corpus")
         self.fields["grade_map"].help_text += f"; this project's scale is {project.grade_min}–{project.grade_max}"
 
     def clean_grade_map(self) -> str:
@@ -148,6 +158,7 @@ class IndexBuildForm(forms.Form):
         self.fields["encoder"].queryset = ModelVersion.objects.filter(
             project=project, kind=ModelVersion.Kind.BI_ENCODER
         )
+        single_choice_preselect(self, "corpus", "encoder")
 
     def index_params(self) -> dict[str, int]:
         names = self.TYPE_FIELDS.get(self.cleaned_data["index_type"], ())

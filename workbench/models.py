@@ -404,6 +404,13 @@ class IndexVersion(models.Model):
     def is_stale(self) -> bool:
         return self.corpus_version != self.corpus.version
 
+    @property
+    def params_text(self) -> str:
+        """The dense index's type and parameters as people read them ("HNSW · M 32 · efConstruction 128 ...")."""
+        from workbench.retrieval.faiss_index import describe_params
+
+        return describe_params({"index_type": self.index_type, **(self.params or {})})
+
 
 class SearchConfiguration(models.Model):
     """A named way to search: an index version (and so its encoder), a mode, fusion settings, an optional reranker.

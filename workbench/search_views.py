@@ -13,7 +13,7 @@ from workbench import selectors
 from workbench.access import project_view
 from workbench.errors import WorkbenchError
 from workbench.forms import ApiTokenForm, IndexBuildForm, ModelRegisterForm, SearchConfigurationForm
-from workbench.models import ApiToken, IndexVersion, ModelVersion, Project, SearchConfiguration
+from workbench.models import ApiToken, IndexVersion, ModelVersion, Project, Role, SearchConfiguration
 from workbench.roles import Capability, role_allows
 from workbench.services import configurations, projects
 from workbench.services import indexes as index_service
@@ -27,7 +27,7 @@ def models_page(request: HttpRequest, project: Project) -> HttpResponse:
     form = ModelRegisterForm(request.POST or None)
     if request.method == "POST":
         if not can_manage:
-            return HttpResponse(status=403)
+            raise PermissionDenied("Only ML leads and admins register models.")
         if form.is_valid():
             try:
                 model = index_service.model_register(project=project, user=request.user, **form.cleaned_data)
@@ -38,9 +38,13 @@ def models_page(request: HttpRequest, project: Project) -> HttpResponse:
                 return redirect("workbench:models", slug=project.slug)
     index_service.encoder_base_ensure(project=project)
     models = ModelVersion.objects.filter(project=project).select_related("base")
-    return render(
-        request, "workbench/models.html", {"project": project, "models": models, "form": form if can_manage else None}
-    )
+    context = {
+        "project": project,
+        "models": models,
+        "form": form if can_manage else None,
+        "show_paths": request.role == Role.ADMIN,  # type: ignore[attr-defined]
+    }
+    return render(request, "workbench/models.html", context)
 
 
 @project_view(Capability.VIEW)
@@ -51,7 +55,7 @@ def indexes_page(request: HttpRequest, project: Project) -> HttpResponse:
     form = IndexBuildForm(request.POST or None, project=project)
     if request.method == "POST":
         if not can_build:
-            return HttpResponse(status=403)
+            raise PermissionDenied("Only ML leads and admins build indexes.")
         if form.is_valid():
             try:
                 job = index_service.index_build_start(
@@ -78,7 +82,10 @@ def indexes_page(request: HttpRequest, project: Project) -> HttpResponse:
 @project_view(Capability.VIEW)
 def index_detail(request: HttpRequest, project: Project, pk: int) -> HttpResponse:
     index = get_object_or_404(IndexVersion.objects.select_related("corpus", "encoder", "job"), pk=pk, project=project)
-    return render(request, "workbench/index.html", {"project": project, "index": index})
+    show_paths = request.role == Role.ADMIN  # type: ignore[attr-defined]  # server paths are for admins only
+    fields = selectors.index_manifest_fields(index, show_paths=show_paths)
+    context = {"project": project, "index": index, "fields": fields, "show_paths": show_paths}
+    return render(request, "workbench/index.html", context)
 
 
 @require_POST
@@ -108,9 +115,12 @@ def search_page(request: HttpRequest, project: Project) -> HttpResponse:
         "custom": search_service.CUSTOM,
         "served": search_service.SERVED,
     }
+    data = request.GET.dict()
+    data.setdefault("per_document", "1")  # the page shows one result per document unless asked for passages
+    context["per_document"] = data["per_document"] not in ("0", "false", "")
     if request.GET.get("q", "").strip():
         try:
-            params = search_service.search_params_parse(project, request.GET.dict(), caller=f"user:{request.user.pk}")
+            params = search_service.search_params_parse(project, data, caller=f"user:{request.user.pk}")
             context["outcome"] = search_service.search_run(project=project, user=request.user, via="ui", **params)
         except WorkbenchError as exc:
             context["error"] = str(exc)

@@ -7,7 +7,20 @@ from typing import Any
 
 import numpy as np
 from django.db import connection
-from django.db.models import Avg, BigIntegerField, Count, ExpressionWrapper, F, Max, Min, Q, QuerySet, Value
+from django.db.models import (
+    Avg,
+    BigIntegerField,
+    Count,
+    ExpressionWrapper,
+    F,
+    Max,
+    Min,
+    OuterRef,
+    Q,
+    QuerySet,
+    Subquery,
+    Value,
+)
 from django.utils import timezone
 
 from workbench.models import (
@@ -28,8 +41,13 @@ from workbench.models import (
 
 
 def projects_for_user(user: Any) -> QuerySet[Project]:
-    qs = Project.objects.all() if user.is_superuser else Project.objects.filter(memberships__user=user)
-    return qs.annotate(n_members=Count("memberships", distinct=True)).order_by("name")
+    """The projects a user may open, each with ``n_members``: all of its members, not only the rows the viewer's
+    membership filter joined (a subquery keeps the filter's join away from the count)."""
+    qs = Project.objects.all()
+    if not user.is_superuser:
+        qs = qs.filter(pk__in=Membership.objects.filter(user=user).values("project_id"))
+    my_role = Membership.objects.filter(project=OuterRef("pk"), user=user).values("role")[:1]
+    return qs.annotate(n_members=Count("memberships", distinct=True), my_role=Subquery(my_role)).order_by("name")
 
 
 def project_overview(project: Project) -> dict:
@@ -113,6 +131,31 @@ def queries_list(project: Project, *, tag: str = "", text: str = "") -> QuerySet
     if text.strip():
         qs = qs.filter(Q(text__icontains=text.strip()) | Q(external_id=text.strip()))
     return qs.order_by("id")
+
+
+def query_judgments(query: Query) -> list[dict[str, Any]]:
+    """One row per judged document of a query: its gold grade (by ``GOLD_RULE``) and every judgment behind it."""
+    rows = list(
+        Judgment.objects.filter(query=query)
+        .select_related("document__corpus", "annotator")
+        .order_by("document_id", "id")
+    )
+    gold = gold_reduce((r.query_id, r.document_id, r.grade, r.source) for r in rows if not r.cant_judge).get(
+        query.pk, {}
+    )
+    labels = dict(query.project.grades)
+    by_doc: dict[int, dict[str, Any]] = {}
+    for r in rows:
+        entry = by_doc.setdefault(
+            r.document_id, {"document": r.document, "gold": gold.get(r.document_id), "judgments": []}
+        )
+        entry["judgments"].append(r)
+    out = list(by_doc.values())
+    for entry in out:
+        entry["gold_label"] = labels.get(entry["gold"], "") if entry["gold"] is not None else ""
+    # Most relevant first, then by document id, so the page reads like a ranked answer key.
+    out.sort(key=lambda e: (-(e["gold"] if e["gold"] is not None else -1), e["document"].external_id))
+    return out
 
 
 def jobs_for_project(project: Project, *, status: str = "") -> QuerySet[Job]:
@@ -213,6 +256,49 @@ def job_result_fields(job: Job) -> list[tuple[str, str]]:
         label = label.removesuffix(" seconds") + " (s)" if key.endswith("_seconds") else label
         fields.append((label[:1].upper() + label[1:], text))
     return fields
+
+
+def readable_value(value: Any) -> str:
+    """A JSON value as text people read (no Python reprs): lists joined, objects as "key value" pairs."""
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, int):
+        return f"{value:,}"
+    if isinstance(value, float):
+        return f"{value:,.4g}"
+    if isinstance(value, list | tuple):
+        return ", ".join(readable_value(v) for v in value) or "none"
+    if isinstance(value, dict):
+        return " · ".join(f"{k} {readable_value(v)}" for k, v in value.items()) or "none"
+    return str(value)
+
+
+def index_manifest_fields(index: IndexVersion, *, show_paths: bool) -> list[tuple[str, str]]:
+    """An index manifest as (label, value) rows people read; server paths only when ``show_paths`` (admins)."""
+    m = index.manifest or {}
+    params, metrics, encoder = m.get("parameters", {}), m.get("metrics", {}), m.get("encoder", {})
+    rows = [
+        ("Dense index", index.params_text),
+        ("Why this type", params.get("auto_reason", "")),
+        ("Adjustments", readable_value(params.get("adjustments") or [])),
+        ("BM25", readable_value(params.get("bm25", {}))),
+        ("Encoder", f"{m.get('encoder_name') or index.encoder.name}, {encoder.get('dimension', '?')} dimensions, "
+                    f"max {encoder.get('max_seq_length', '?')} tokens"),
+        ("Encoder fingerprint", str(encoder.get("fingerprint", ""))[:16]),
+        ("Embedding", f"batch {params.get('batch_size', '?')}, {params.get('precision', '?')}"),
+        ("Build time", " · ".join(
+            f"{label} {metrics[key]:,.1f} s"
+            for key, label in (("build_seconds", "total"), ("embed_seconds", "embedding"),
+                               ("dense_seconds", "dense"), ("bm25_seconds", "BM25"))
+            if isinstance(metrics.get(key), int | float)
+        )),
+        ("Size on disk", f"{metrics['size_bytes'] / 1e6:,.1f} MB" if metrics.get("size_bytes") else ""),
+        ("Passages", f"{m.get('passage_count', index.passage_count):,}" + (", texts kept" * bool(m.get("has_texts")))),
+        ("Built", str(m.get("created", ""))),
+    ]  # fmt: skip
+    if show_paths:
+        rows += [("Directory", index.path), ("Encoder path", str(encoder.get("path", "")))]
+    return [(label, value) for label, value in rows if value]
 
 
 LATENCY_WINDOWS = {"1h": 1, "24h": 24, "7d": 24 * 7, "30d": 24 * 30}

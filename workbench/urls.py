@@ -24,6 +24,7 @@ app_patterns = [
     path(P + "corpora/<int:pk>/delete/", views.corpus_delete, name="corpus_delete"),
     path(P + "documents/<int:pk>/", views.document_detail, name="document"),
     path(P + "queries/", views.queries, name="queries"),
+    path(P + "queries/<int:pk>/", views.query_detail, name="query_detail"),
     path(P + "queries/import/", views.queries_import, name="queries_import"),
     path(P + "judgments/import/", views.qrels_import, name="qrels_import"),
     path(P + "export/", views.export, name="export"),
@@ -52,3 +53,8 @@ urlpatterns = [
     path("", include("releases.urls")),
     path("", include((app_patterns, "workbench"))),
 ]
+
+# Styled error pages inside the site layout; 500 keeps Django's handler (it renders templates/500.html without
+# touching the database, which may be what failed).
+handler403 = "workbench.views.error_403"
+handler404 = "workbench.views.error_404"

@@ -16,7 +16,8 @@ from django.urls import reverse
 from django.views.decorators.http import require_POST
 
 from workbench import selectors
-from workbench.access import project_view
+from workbench.access import project_role, project_view
+from workbench.dashboard import project_dashboard
 from workbench.errors import WorkbenchError
 from workbench.forms import (
     CorpusForm,
@@ -28,7 +29,7 @@ from workbench.forms import (
     QueriesImportForm,
 )
 from workbench.jobs import job_cancel, job_retry
-from workbench.models import Corpus, Document, Job, Membership, Project
+from workbench.models import Corpus, Document, Job, Membership, Project, Query
 from workbench.roles import Capability, role_allows
 from workbench.services import projects
 from workbench.services.exports import export_zip
@@ -36,6 +37,32 @@ from workbench.services.exports import export_zip
 
 def _can(request: HttpRequest, capability: Capability) -> bool:
     return role_allows(getattr(request, "role", None), capability)
+
+
+def _error_context(request: HttpRequest, exception: Exception | None) -> dict[str, Any]:
+    """What the styled error pages show: the exception's readable message and, for a member, the project's
+    navigation (an outsider's 404 must not reveal that the project exists, so only members get it)."""
+    context: dict[str, Any] = {"message": ""}
+    if exception is not None and exception.args and isinstance(exception.args[0], str):
+        context["message"] = exception.args[0]
+    slug = (getattr(request, "resolver_match", None) and request.resolver_match.kwargs.get("slug")) or ""
+    project = getattr(request, "project", None) or (Project.objects.filter(slug=slug).first() if slug else None)
+    role = project_role(request.user, project) if project is not None and hasattr(request, "user") else None
+    if project is not None and role is not None:
+        context["project"] = project
+        request.role = role  # type: ignore[attr-defined]  # the nav shows what this role may open
+    return context
+
+
+def error_403(request: HttpRequest, exception: Exception | None = None) -> HttpResponse:
+    context = _error_context(request, exception)
+    return render(request, "403.html", context, status=403)
+
+
+def error_404(request: HttpRequest, exception: Exception | None = None) -> HttpResponse:
+    context = _error_context(request, exception)  # an unmatched address carries a dict, not a message
+    context["message"] = context["message"] or "There is nothing at this address."
+    return render(request, "404.html", context, status=404)
 
 
 @login_required
@@ -57,7 +84,12 @@ def home(request: HttpRequest) -> HttpResponse:
 
 @project_view(Capability.VIEW)
 def project_detail(request: HttpRequest, project: Project) -> HttpResponse:
-    return render(request, "workbench/project.html", {"project": project, **selectors.project_overview(project)})
+    context = {
+        "project": project,
+        **selectors.project_overview(project),
+        **project_dashboard(project, request.role),  # type: ignore[attr-defined]
+    }
+    return render(request, "workbench/project.html", context)
 
 
 @project_view(Capability.MANAGE_MEMBERS)
@@ -230,6 +262,19 @@ def queries(request: HttpRequest, project: Project) -> HttpResponse:
     return render(request, "workbench/queries.html", context)
 
 
+@project_view(Capability.VIEW)
+def query_detail(request: HttpRequest, project: Project, pk: int) -> HttpResponse:
+    query = get_object_or_404(Query.objects.prefetch_related("tags"), pk=pk, project=project)
+    judged = selectors.query_judgments(query)
+    context = {
+        "project": project,
+        "query": query,
+        "judged": judged,
+        "n_relevant": sum(1 for j in judged if (j["gold"] or 0) >= project.relevance_threshold),
+    }
+    return render(request, "workbench/query.html", context)
+
+
 @require_POST
 @project_view(Capability.MANAGE_DATA)
 def queries_import(request: HttpRequest, project: Project) -> HttpResponse:
@@ -291,6 +336,8 @@ def job_detail(request: HttpRequest, project: Project, pk: int) -> HttpResponse:
     if request.htmx:
         return render(request, "workbench/_job_status.html", context)
     context["metric_chart"] = selectors.job_metric_chart(job)
+    if job.status == Job.Status.SUCCEEDED:  # a finished job is not a dead end: what the loop asks for next
+        context["next_stage"] = project_dashboard(project, request.role)["next_stage"]  # type: ignore[attr-defined]
     return render(request, "workbench/job.html", context)
 
 

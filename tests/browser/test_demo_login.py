@@ -15,7 +15,7 @@ def test_demo_annotator_logs_in_and_opens_the_demo_project(page, live_server, sc
     login(page, live_server, "annotator", demo_password())
     page.click("text=SciFact demo")
     page.wait_for_selector("h1:has-text('SciFact demo')")
-    assert page.locator(".badge").inner_text() == "annotator"
+    assert page.locator(".badge").inner_text() == "Annotator"  # the role as people read it
     assert "held" not in page.locator("h1").inner_text()
     # Annotators see the corpus but not the upload/manage actions.
     assert page.locator("text=Upload a corpus").count() == 0

@@ -32,7 +32,7 @@ def test_search_shows_ranked_results_with_timings(
     answered = page.locator("[data-testid=answered-by]").inner_text()
     assert answered.startswith("Answered by prod (what this project serves)")
     timings = page.locator("[data-testid=timings]").inner_text()
-    assert "10 results" in timings and "embed" in timings and "total" in timings
+    assert "10 documents" in timings and "embed" in timings and "total" in timings  # one per document by default
     results = page.locator("ol.results > li.passage")
     assert results.count() == 10
     assert f"known query {query.external_id}" in timings

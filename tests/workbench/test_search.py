@@ -77,7 +77,7 @@ def test_search_page_shows_ranked_results_judgments_and_timings(client, built) -
     url = reverse("workbench:search", kwargs={"slug": project.slug})
     html = client.get(url, {"q": query.text, "index": index.pk, "mode": "hybrid", "k": 20}).content.decode()
     assert "Answered by custom settings" in html and "embed" in html and "bm25" in html
-    assert f"known query <strong>{query.external_id}</strong>" in html
+    assert f"<strong>{query.external_id}</strong></a>: judgments shown" in html  # linked to the query page
     assert "grade 1" in html or "unjudged" in html
     partial = client.get(url, {"q": "cells", "mode": "bm25"}, HTTP_HX_REQUEST="true").content.decode()
     assert "<html" not in partial and "<mark>" in partial.lower()

@@ -45,7 +45,14 @@ class SearchIn(Schema):
     )
     # Settings left out come from the named or served configuration; any given make the search ad hoc.
     mode: SearchMode | None = Field(None, description="dense, bm25, or hybrid (reciprocal-rank fusion).")
-    k: int = Field(10, ge=1, le=MAX_K, description="Number of results.")
+    k: int = Field(10, ge=1, le=MAX_K, description="Number of results (documents with per_document).")
+    per_document: bool = Field(
+        False,
+        description=(
+            "One result per document: its best passage, with up to 5 of its other passages under `more` (ranked from "
+            "a deeper passage list: 5 x k, at least 50). Default false: one result per passage, as before."
+        ),
+    )
     alpha: float | None = Field(None, ge=0.0, le=1.0, description="Dense weight in hybrid mode (default 0.5).")
     fusion_depth: int | None = Field(None, ge=1, le=MAX_K, description="Candidates per list in hybrid fusion.")
     rerank: int | None = Field(None, ge=0, description="Id of a trained cross-encoder to rerank with; 0: none.")
@@ -86,6 +93,14 @@ class HitScores(Schema):
     rerank: float | None
 
 
+class MorePassageOut(Schema):
+    passage_id: int
+    ordinal: int
+    text: str
+    score: float
+    passage_rank: int
+
+
 class HitOut(Schema):
     rank: int
     passage_id: int
@@ -96,6 +111,10 @@ class HitOut(Schema):
     score: float = Field(description="The final score (ranking is by this, descending).")
     scores: HitScores
     judgment: int | None = Field(description="Gold grade when the query is one of the project's queries.")
+    passage_rank: int | None = Field(None, description="With per_document: the passage's rank in the passage list.")
+    more: list[MorePassageOut] | None = Field(
+        None, description="With per_document: other passages of this document from the same ranked list, best first."
+    )
 
 
 class ConfigurationRef(Schema):
@@ -112,8 +131,13 @@ class SearchOut(Schema):
     mode: SearchMode
     reranker: str | None = Field(description="Name of the reranker used, if any.")
     timings_ms: dict[str, float] = Field(
-        description="Milliseconds per stage: load (cold start), embed, dense, bm25, fuse, rerank, total."
+        description=(
+            "Milliseconds per stage: load (cold start), embed, dense, bm25, fuse, rerank, group (per_document: "
+            "reading and grouping the deeper passage list), total."
+        )
     )
+    per_document: bool = Field(False, description="Results are documents (best passage each), not passages.")
+    passages_ranked: int = Field(0, description="How many passages the engine ranked to find these results.")
     results: list[HitOut]
 
 

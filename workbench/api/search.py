@@ -42,6 +42,8 @@ def search_response(outcome: search_service.SearchOutcome, params: dict[str, Any
         mode=result.mode,
         reranker=configuration.reranker.name if configuration.reranker_id else None,
         timings_ms=result.timings_ms,
+        per_document=outcome.per_document,
+        passages_ranked=outcome.passages_ranked,
         results=[{k: v for k, v in hit.items() if k != "document_pk"} for hit in outcome.hits],
     )
 

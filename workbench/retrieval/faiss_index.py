@@ -91,6 +91,28 @@ class IndexParams:
         return cls(**values)
 
 
+_PARAM_LABELS = {
+    "hnsw_m": "M",
+    "ef_construction": "efConstruction",
+    "ef_search": "efSearch",
+    "nlist": "nlist",
+    "pq_m": "PQ bytes",
+    "nbits": "bits",
+    "nprobe": "nprobe",
+    "refine": "refine x",
+}
+_TYPE_LABELS = {"flat": "Flat (exact)", "hnsw": "HNSW", "ivfpq": "IVF-PQ"}
+
+
+def describe_params(params: IndexParams | dict[str, Any]) -> str:
+    """Index parameters as a person reads them: "Flat (exact)", "HNSW · M 32 · efConstruction 128 · efSearch 256"."""
+    data = params.to_dict() if isinstance(params, IndexParams) else dict(params)
+    kind = str(data.get("index_type", ""))
+    parts = [_TYPE_LABELS.get(kind, kind or "?")]
+    parts += [f"{_PARAM_LABELS.get(k, k)} {v}" for k, v in data.items() if k != "index_type"]
+    return " · ".join(parts)
+
+
 def _largest_divisor_at_most(n: int, limit: int) -> int:
     return max(d for d in range(1, max(1, limit) + 1) if n % d == 0)
 

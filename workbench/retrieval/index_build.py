@@ -33,7 +33,7 @@ from workbench.retrieval.encoders import (
     resolve_precision,
 )
 from workbench.retrieval.errors import OperationCancelled, RetrievalError
-from workbench.retrieval.faiss_index import IndexParams, auto_index_params, build_dense_index
+from workbench.retrieval.faiss_index import IndexParams, auto_index_params, build_dense_index, describe_params
 from workbench.retrieval.passage_store import write_texts
 
 logger = logging.getLogger(__name__)
@@ -79,7 +79,7 @@ def _resolve_params(
         overrides.pop("index_type", None)
         # Overrides for another index type than the one chosen do not apply.
         merged = {**chosen.to_dict(), **{k: v for k, v in overrides.items() if k in chosen.to_dict()}}
-        return IndexParams.from_dict(merged), reason
+        return IndexParams.from_dict(merged), f"automatic → {chosen.index_type} ({reason})"
     overrides["index_type"] = index_type
     return IndexParams.from_dict(overrides), f"{index_type} chosen by the user"
 
@@ -129,6 +129,7 @@ def build_index(
     cancel_check: CancelCheck | None = None,
     log: Callable[[str], None] | None = None,
     extra_manifest: dict[str, Any] | None = None,
+    encoder_name: str | None = None,
 ) -> dict[str, Any]:
     """Build a dense (FAISS) + BM25 index of ``passages`` (``(id, text)``) into ``out_dir``; return its manifest.
 
@@ -136,7 +137,8 @@ def build_index(
     ``params`` overrides individual parameters. ``embeddings`` (rows aligned with ``passages``, from the same
     encoder) skips encoding, e.g. to rebuild with other parameters. ``out_dir`` appears only when complete: on error
     or cancellation (``OperationCancelled``, raised when ``cancel_check()`` returns true) nothing is left behind.
-    ``extra_manifest`` fields (e.g. corpus and model version ids) are stored in the manifest.
+    ``extra_manifest`` fields (e.g. corpus and model version ids) are stored in the manifest. ``encoder_name`` is
+    how the log names the encoder (default: its directory's name; the log is shown to users, paths are not).
     """
     say = log or logger.info
     out = Path(out_dir)
@@ -155,7 +157,8 @@ def build_index(
 
     used_precision = resolve_precision(model, precision)
     if embeddings is None:
-        say(f"embedding {len(texts)} passages with {info.path} (batch {batch_size}, {used_precision})")
+        shown = encoder_name or Path(info.path).name
+        say(f"embedding {len(texts):,} passages with {shown} (batch {batch_size}, {used_precision})")
         progress("embedding", 0, len(texts))
         t0 = time.perf_counter()
         vectors = encode_passages(
@@ -167,7 +170,7 @@ def build_index(
             cancel_check=cancel_check,
         )
         embed_seconds = time.perf_counter() - t0
-        say(f"embedded {len(texts)} passages in {embed_seconds:.1f} s ({len(texts) / embed_seconds:.1f} passages/s)")
+        say(f"embedded {len(texts):,} passages in {embed_seconds:.1f} s ({len(texts) / embed_seconds:.1f} passages/s)")
     else:
         vectors = np.asarray(embeddings, dtype=np.float32)
         if vectors.shape != (len(texts), info.dimension):
@@ -180,7 +183,7 @@ def build_index(
     index_params, reason = _resolve_params(index_type, params, len(ids), info.dimension)
     if cancelled():
         raise OperationCancelled("index build cancelled before building the dense index")
-    say(f"building {index_params.index_type} index: {index_params.to_dict()} ({reason})")
+    say(f"building the dense index: {describe_params(index_params)}; {reason}")
     t0 = time.perf_counter()
     dense, notes = build_dense_index(
         vectors,
@@ -220,6 +223,7 @@ def build_index(
             parameters={
                 "dense": dense.params.to_dict(),
                 "bm25": bm25.params.to_dict(),
+                "requested_index_type": index_type,
                 "auto_reason": reason,
                 "adjustments": notes,
                 "batch_size": batch_size,
@@ -247,6 +251,6 @@ def build_index(
             **(extra_manifest or {}),
         )
         write_manifest(tmp, manifest)
-    progress("writing", 1, 1, f"index written to {out}")
-    say(f"index of {len(ids)} passages written to {out} in {build_seconds:.1f} s")
+    progress("writing", 1, 1, "index written")
+    say(f"index of {len(ids):,} passages written in {build_seconds:.1f} s")  # the log is shown to users: no path
     return manifest

@@ -101,7 +101,7 @@ def index_params_check(*, corpus: Corpus, encoder: ModelVersion, index_type: str
     try:
         if index_type == "auto":
             chosen, reason = faiss_index.auto_index_params(n, dim)
-            return {**chosen.to_dict(), "reason": reason}
+            return {**chosen.to_dict(), "reason": reason, "requested": "auto"}
         chosen = faiss_index.IndexParams.from_dict({"index_type": index_type, **params})
         checked, notes = faiss_index.validate_params(chosen, n, dim)
     except RetrievalError as exc:
@@ -118,13 +118,17 @@ def index_build_start(
         "corpus_id": corpus.pk,
         "encoder_id": encoder.pk,
         "index_type": checked["index_type"],
-        "params": {k: v for k, v in checked.items() if k not in {"index_type", "reason", "notes"}},
+        "params": {k: v for k, v in checked.items() if k not in {"index_type", "reason", "notes", "requested"}},
     }
+    if checked.get("requested") == "auto":
+        # The build resolves "auto" again over the passages it reads, and records "automatic -> flat (why)".
+        job_params["requested_index_type"] = "auto"
+    chosen = checked["index_type"] if "requested" not in checked else f"automatic → {checked['index_type']}"
     with transaction.atomic():
         return job_create(
             project=project,
             kind="index_build",
-            title=f"Index {corpus.name} with {encoder.name} ({checked['index_type']})",
+            title=f"Index {corpus.name} with {encoder.name} ({chosen})",
             params=job_params,
             user=user,
         )
@@ -178,8 +182,9 @@ def index_build_run(*, job: Job, report: JobReporter) -> dict:
             out_dir=out_dir,
             passages=passages,
             encoder_path=encoder.path,
-            index_type=job.params["index_type"],
+            index_type=job.params.get("requested_index_type") or job.params["index_type"],
             params=job.params.get("params") or None,
+            encoder_name=encoder.name,
             progress_callback=on_progress,
             cancel_check=report.cancel_requested,
             log=report.log,

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
@@ -27,6 +28,10 @@ from workbench.services.engines import engine_load, reranker_load
 FILTERS = ("tenant", "doc_type", "date_from", "date_to", "tag")
 EXPLICIT = ("index", "mode", "alpha", "fusion_depth", "rerank", "rerank_top_n")
 CUSTOM, SERVED = "custom", "served"  # the search page's two choices besides a saved configuration
+# One result per document: the engine ranks this many passages per wanted document (at least PER_DOCUMENT_MIN), so
+# k distinct documents are found even when documents have several passages near the top.
+PER_DOCUMENT_FACTOR, PER_DOCUMENT_MIN = 5, 50
+MORE_PER_DOCUMENT = 5  # other passages of a document offered under "more from this document"
 
 
 def _date(value: str, name: str) -> dt.date:
@@ -72,10 +77,37 @@ class SearchOutcome:
     served: bool
     query: Query | None
     arm: str = ""
+    per_document: bool = False
+    passages_ranked: int = 0  # how deep the engine ranked passages (k, or deeper for one result per document)
 
     @property
     def index(self) -> IndexVersion:
         return self.configuration.index
+
+
+def per_document_depth(k: int) -> int:
+    return min(MAX_K, max(k * PER_DOCUMENT_FACTOR, PER_DOCUMENT_MIN, k))
+
+
+def hits_by_document(hits: list[dict[str, Any]], *, k: int, more: int = MORE_PER_DOCUMENT) -> list[dict[str, Any]]:
+    """Passage hits (best first) -> at most ``k`` documents, each its best passage with up to ``more`` of its other
+    passages from the same list under ``"more"``; ranks are document ranks. A document's score is its best passage's
+    (max-passage, as evaluation ranks documents)."""
+    out: list[dict[str, Any]] = []
+    by_doc: dict[int, dict[str, Any]] = {}
+    for hit in hits:
+        doc = by_doc.get(hit["document_pk"])
+        if doc is None:
+            if len(out) == k:
+                continue
+            doc = {**hit, "rank": len(out) + 1, "passage_rank": hit["rank"], "more": []}
+            by_doc[hit["document_pk"]] = doc
+            out.append(doc)
+        elif len(doc["more"]) < more:
+            doc["more"].append(
+                {key: hit[key] for key in ("passage_id", "ordinal", "text", "score")} | {"passage_rank": hit["rank"]}
+            )
+    return out
 
 
 def search_run(
@@ -91,12 +123,16 @@ def search_run(
     answered_ids: list[int] | None = None,
     user: Any = None,
     via: str = "ui",
+    per_document: bool = False,
 ) -> SearchOutcome:
     """Search with one configuration, record the per-stage latency, and return hits with passages and judgments.
 
     ``served``: the configuration answered because the project serves it (the request named none). ``shadow``:
     searched too, off the request thread, and logged only. ``answered_ids``: for a shadow search, the passages the
     answering configuration returned (their overlap with this one's top 10 is logged).
+    ``per_document``: one hit per document (its best passage, with its other passages under ``"more"``), from a
+    deeper passage list (``per_document_depth(k)``); the timings are those of that deeper search plus a "group"
+    stage, so they stay what the user waited for.
     """
     index = configuration.index
     if configuration.project_id != project.pk or index.project_id != project.pk:
@@ -113,14 +149,23 @@ def search_run(
     if configuration.reranker_id:
         rerank, rerank_load_ms = reranker_load(configuration.reranker)
     engine, index_load_ms = engine_load(index)
+    depth = per_document_depth(k) if per_document else k
     try:
-        result = engine.search_spec(query, configuration.spec, k=k, rerank=rerank, allowed_ids=allowed)
+        result = engine.search_spec(query, configuration.spec, k=depth, rerank=rerank, allowed_ids=allowed)
     except RetrievalError as exc:
         raise WorkbenchError(str(exc)) from None
     load_ms = round(index_load_ms + rerank_load_ms, 3)
     if load_ms:  # a cold start is part of what this user waited for
         result.timings_ms["load"] = load_ms
         result.timings_ms["total"] = round(result.timings_ms["total"] + load_ms, 3)
+    known = Query.objects.filter(project=project, text=result.query).first()
+    t0 = time.perf_counter()
+    hits = hits_hydrate(result, known)
+    if per_document:
+        hits = hits_by_document(hits, k=k)
+        group_ms = round((time.perf_counter() - t0) * 1000, 3)  # reading the deeper list's passages + grouping
+        result.timings_ms["group"] = group_ms
+        result.timings_ms["total"] = round(result.timings_ms["total"] + group_ms, 3)
     SearchLog.objects.create(
         project=project,
         index=index,
@@ -141,8 +186,9 @@ def search_run(
             project=project, configuration=shadow, query=query, k=k, filters=filters, via=via, user=user,
             answered_ids=result.passage_ids,
         )  # fmt: skip
-    known = Query.objects.filter(project=project, text=result.query).first()
-    return SearchOutcome(result, hits_hydrate(result, known), configuration, served, known, arm)
+    return SearchOutcome(
+        result, hits, configuration, served, known, arm=arm, per_document=per_document, passages_ranked=depth
+    )
 
 
 def hits_hydrate(result: SearchResult, query: Query | None) -> list[dict[str, Any]]:
@@ -261,6 +307,9 @@ def search_params_parse(project: Project, data: dict[str, Any], *, caller: str =
     if not isinstance(filters, dict):
         raise WorkbenchError("filters must be an object")
     filters = {**filters, **{f: data[f] for f in FILTERS if data.get(f) not in (None, "")}}
+    per_document = data.get("per_document", False)
+    if isinstance(per_document, str):
+        per_document = per_document.strip().lower() in {"1", "true", "on", "yes"}
     return {
         "configuration": configuration,
         "served": served,
@@ -269,6 +318,7 @@ def search_params_parse(project: Project, data: dict[str, Any], *, caller: str =
         "query": str(data.get("q") or data.get("query") or ""),
         "k": number("k", 10, int),
         "filters": filters,
+        "per_document": bool(per_document),
     }
 
 

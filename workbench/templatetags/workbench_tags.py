@@ -42,3 +42,25 @@ def job_details(job):  # type: ignore[no-untyped-def]
 def ordinal(n: int) -> str:
     suffix = "th" if 10 <= n % 100 <= 20 else {1: "st", 2: "nd", 3: "rd"}.get(n % 10, "th")
     return f"{n}{suffix}"
+
+
+@register.filter
+def readable(value):  # type: ignore[no-untyped-def]
+    """A JSON value (metadata, parameters) as plain text instead of a Python repr."""
+    from workbench.selectors import readable_value
+
+    return readable_value(value)
+
+
+@register.filter
+def words(key: str) -> str:
+    """An internal key as words: "index_build" -> "index build"."""
+    return str(key or "").replace("_", " ")
+
+
+@register.filter
+def role_label(role: str) -> str:
+    """A role's stored value as its label ("ml_lead" -> "ML lead")."""
+    from workbench.models import Role
+
+    return str(Role(role).label) if role in Role.values else str(role or "")

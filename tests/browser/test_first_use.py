@@ -1,0 +1,86 @@
+"""A new user's path through the pages (issue 12): next step, styled 403, one result per document, job links."""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.browser.conftest import login
+from tests.evaluation.factories import make_doc
+from tests.factories import PASSWORD, make_corpus, make_indexed_project, make_project
+from workbench.models import Job, Role
+from workbench.services import configurations
+
+pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
+
+
+def test_dashboard_leads_an_ml_lead_from_a_corpus_to_building_an_index(page, live_server) -> None:  # type: ignore[no-untyped-def]
+    project = make_project(lead=Role.ML_LEAD)
+    make_doc(make_corpus(project, name="papers"), "d1")
+    login(page, live_server, "lead", PASSWORD)
+    page.goto(f"{live_server.url}/p/{project.slug}/")
+    step = page.locator("[data-testid=next-step]")
+    assert "Next step: build an index" in step.inner_text()
+    assert page.locator("[data-stage=corpus]").get_attribute("data-state") == "done"
+    assert "not available yet" in page.locator("[data-stage=training]").inner_text()
+    assert page.locator("[data-stage=training] a").count() == 0  # placeholders link to no missing page
+    step.locator("[data-testid=next-step-action]").click()
+    page.wait_for_url(f"{live_server.url}/p/{project.slug}/indexes/#build")
+    assert page.locator("#build h2").inner_text() == "Build an index"
+    assert page.evaluate("document.documentElement.scrollWidth") <= page.viewport_size["width"]
+
+
+def test_a_refusal_is_a_styled_page_with_the_reason(page, live_server) -> None:  # type: ignore[no-untyped-def]
+    project = make_project(lead=Role.ML_LEAD)
+    login(page, live_server, "lead", PASSWORD)
+    response = page.goto(f"{live_server.url}/p/{project.slug}/members/")
+    assert response.status == 403
+    reason = page.locator("[data-testid=error-403] [role=alert]").inner_text()
+    assert reason == "Your role (ML lead) cannot do this here."
+    assert page.locator("header.topbar .project-nav").is_visible()  # inside the site's layout, with navigation
+    page.get_by_role("link", name=f"Back to {project.name}").click()
+    page.wait_for_url(f"{live_server.url}/p/{project.slug}/")
+
+
+def test_search_shows_one_result_per_document_with_more_from_it(
+    page, live_server, scifact_dir, tiny_encoder_path, eager_celery
+) -> None:  # type: ignore[no-untyped-def]
+    project, lead, _, _, index = make_indexed_project(scifact_dir, tiny_encoder_path)
+    draft = configurations.search_configuration_draft(project=project, index=index, mode="hybrid", name="prod")
+    saved = configurations.search_configuration_create(configuration=draft, user=lead)
+    configurations.serving_set(project=project, configuration=saved, user=lead)
+    login(page, live_server, "ann", PASSWORD)
+    page.goto(f"{live_server.url}/p/{project.slug}/search/")
+    assert page.locator("[data-testid=per-document]").input_value() == "1"
+    page.fill("input[name=k]", "20")
+    page.fill("input[name=q]", "cells protein expression")
+    page.keyboard.press("Enter")
+    page.wait_for_selector("[data-testid=timings]")
+    assert (
+        "20 documents (best passage of each, from the top 100 passages)"
+        in page.locator("[data-testid=timings]").inner_text()
+    )
+    docs = page.locator("ol.results > li.passage").evaluate_all("els => els.map(e => e.dataset.document)")
+    assert len(docs) == 20 and len(set(docs)) == 20
+    more = page.locator("[data-testid=more-from-document]").first
+    more.locator("summary").click()
+    assert more.locator(".passage").first.is_visible()
+    page.select_option("[data-testid=per-document]", "0")
+    page.click("button[type=submit]")
+    page.wait_for_function("document.querySelector('[data-testid=timings]').innerText.includes('20 passages')")
+
+
+def test_a_finished_job_links_to_what_it_made(page, live_server, scifact_dir, tiny_encoder_path, eager_celery) -> None:  # type: ignore[no-untyped-def]
+    project, _, corpus, _, index = make_indexed_project(scifact_dir, tiny_encoder_path)
+    job = Job.objects.get(project=project, kind="index_build")
+    login(page, live_server, "lead", PASSWORD)
+    page.goto(f"{live_server.url}/p/{project.slug}/")
+    page.locator(".jobs-table").get_by_role("link", name=str(job.pk), exact=True).click()
+    page.wait_for_url(f"{live_server.url}/p/{project.slug}/jobs/{job.pk}/")
+    links = page.locator(".job-links")
+    assert "Produced:" in links.inner_text() and "index_version_id" not in page.content()
+    assert page.locator("[data-testid=job-status]").inner_text() == "Succeeded"
+    links.get_by_role("link", name=str(index)).click()
+    page.wait_for_url(f"{live_server.url}/p/{project.slug}/indexes/{index.pk}/")
+    assert page.locator("h1").inner_text() == str(index)
+    assert "Flat (exact)" in page.locator("[data-testid=manifest]").inner_text()
+    assert corpus.name in page.locator("main").inner_text()
