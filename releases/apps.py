@@ -8,7 +8,7 @@ class ReleasesConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self) -> None:
-        from releases import tasks  # noqa: F401  (registers the tasks)
+        from releases import dashboard, tasks  # noqa: F401  (registers the tasks and the dashboard stage)
         from workbench.celery import app
 
         # The monitor's periodic work; the beat schedule is the core's, this app adds its entries by name.

@@ -58,9 +58,10 @@ def test_dashboard_next_step_for_an_ml_lead_with_a_corpus_and_no_index(client) -
     assert 'data-testid="next-step"' in html and "Next step: build an index" in html
     assert f'href="{_url("workbench:indexes", project)}#build"' in html
     # Placeholders of stages that do not exist yet say so and link nowhere.
-    for stage in ("labeling", "training", "releases"):
+    for stage in ("labeling", "training"):
         assert f'data-stage="{stage}" data-state="unavailable"' in html
     assert "not available yet" in html
+    assert 'data-stage="releases" data-state="waiting"' in html  # the releases app's own stage
 
     client.force_login(project.memberships.get(role=Role.ANNOTATOR).user)
     html = client.get(_url("workbench:project", project)).content.decode()
@@ -76,7 +77,8 @@ def test_dashboard_shows_index_serving_and_evaluation(client, built) -> None:  #
     assert f'href="{_url("workbench:index", project, pk=newest.pk)}"' in html and "3 index versions; newest:" in html
     assert "Served: served" in html
     assert 'data-stage="evaluation" data-state="done"' in html and "Open evaluation #" in html
-    assert 'data-testid="next-step"' not in html  # everything that exists has been done
+    # What is left in the loop for an ML lead with an evaluation: propose a release judged by it.
+    assert "Next step: propose a release" in html
 
 
 # --- query page -----------------------------------------------------------------------------------------------------
