@@ -24,10 +24,13 @@ from workbench.services.configurations import rerankers_offered
 @project_view(Capability.VIEW)
 def models_page(request: HttpRequest, project: Project) -> HttpResponse:
     can_manage = role_allows(request.role, Capability.RUN_JOBS)  # type: ignore[attr-defined]
-    form = ModelRegisterForm(request.POST or None)
+    form = ModelRegisterForm(request.POST if "register_base" not in request.POST else None)
     if request.method == "POST":
         if not can_manage:
             raise PermissionDenied("Only ML leads and admins register models.")
+        if "register_base" in request.POST:  # projects made before new projects registered it themselves
+            index_service.encoder_base_ensure(project=project)
+            return redirect("workbench:models", slug=project.slug)
         if form.is_valid():
             try:
                 model = index_service.model_register(project=project, user=request.user, **form.cleaned_data)
@@ -36,11 +39,11 @@ def models_page(request: HttpRequest, project: Project) -> HttpResponse:
             else:
                 messages.success(request, f"Registered {model.name} ({model.get_kind_display()}).")
                 return redirect("workbench:models", slug=project.slug)
-    index_service.encoder_base_ensure(project=project)
     models = ModelVersion.objects.filter(project=project).select_related("base")
     context = {
         "project": project,
         "models": models,
+        "base_missing": not models.filter(source=ModelVersion.Source.BUILTIN).exists(),
         "form": form if can_manage else None,
         "show_paths": request.role == Role.ADMIN,  # type: ignore[attr-defined]
     }
@@ -50,8 +53,6 @@ def models_page(request: HttpRequest, project: Project) -> HttpResponse:
 @project_view(Capability.VIEW)
 def indexes_page(request: HttpRequest, project: Project) -> HttpResponse:
     can_build = role_allows(request.role, Capability.RUN_JOBS)  # type: ignore[attr-defined]
-    if can_build:
-        index_service.encoder_base_ensure(project=project)
     form = IndexBuildForm(request.POST or None, project=project)
     if request.method == "POST":
         if not can_build:

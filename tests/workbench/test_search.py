@@ -389,3 +389,21 @@ def test_overlap_at_10() -> None:
 
     assert overlap_at_10(list(range(10)), list(range(5, 20))) == 0.5
     assert overlap_at_10([1, 2], [2, 3]) == 0.5 and overlap_at_10([], [1]) == 1.0
+
+
+def test_model_and_index_pages_never_write_on_get(client, built) -> None:  # type: ignore[no-untyped-def]
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    project, lead, _, _, _ = built
+    ModelVersion.objects.filter(project=project, source="builtin").delete()
+    client.force_login(lead)
+    for name in ("workbench:models", "workbench:indexes"):
+        with CaptureQueriesContext(connection) as queries:
+            assert client.get(reverse(name, kwargs={"slug": project.slug})).status_code == 200
+        writes = [q["sql"] for q in queries if q["sql"].split()[0] in ("INSERT", "UPDATE", "DELETE")]
+        assert not writes, writes
+    page = client.get(reverse("workbench:models", kwargs={"slug": project.slug})).content.decode()
+    assert "Register the base encoder" in page
+    client.post(reverse("workbench:models", kwargs={"slug": project.slug}), {"register_base": "1"})
+    assert ModelVersion.objects.filter(project=project, source="builtin").count() == 1
