@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 import statistics
 import subprocess
 import sys
@@ -52,6 +51,7 @@ from django.core.management import call_command  # noqa: E402
 from django.db import transaction  # noqa: E402
 
 from bench._machine import machine_info  # noqa: E402
+from bench._server import free_port, wait_listening  # noqa: E402
 from workbench.demo import demo_project_ensure, demo_users_ensure  # noqa: E402
 from workbench.models import IndexVersion, ModelVersion, Project  # noqa: E402
 from workbench.retrieval.encoders import base_model_path  # noqa: E402
@@ -91,27 +91,14 @@ def setup() -> tuple[Project, IndexVersion, ModelVersion, str]:
     return project, index, reranker, projects.api_token_create(user=user, name="bench")
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def start_server(port: int, extra_env: dict[str, str]) -> subprocess.Popen:
     env = {**os.environ, **ENV, **extra_env}
     proc = subprocess.Popen(
         [sys.executable, "manage.py", "runserver", f"127.0.0.1:{port}", "--noreload"],
         cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
     )  # fmt: skip
-    deadline = time.time() + 60
-    while time.time() < deadline:
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
-            return proc
-        except OSError:
-            time.sleep(0.3)
-    proc.kill()
-    sys.exit("the server did not start")
+    wait_listening(proc, port, timeout_s=60)
+    return proc
 
 
 def post(url: str, token: str, body: dict) -> tuple[float, dict]:

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 import subprocess
 import sys
 import threading
@@ -72,6 +71,7 @@ from django.core.management import call_command  # noqa: E402
 from django.db import transaction  # noqa: E402
 
 from bench._machine import machine_info  # noqa: E402
+from bench._server import free_port, wait_listening  # noqa: E402
 from evaluation.services import eval_run_start  # noqa: E402
 from releases.models import Release  # noqa: E402
 from releases.services import lifecycle  # noqa: E402
@@ -152,12 +152,6 @@ def setup() -> tuple[Project, dict[str, Release], str, list[str]]:
     return project, releases, projects.api_token_create(user=lead, name="bench"), queries
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def start_gunicorn(port: int) -> subprocess.Popen:
     env = {
         **os.environ, **ENV, "GUNICORN_BIND": f"127.0.0.1:{port}", "GUNICORN_WORKERS": "2", "GUNICORN_THREADS": "4",
@@ -169,15 +163,8 @@ def start_gunicorn(port: int) -> subprocess.Popen:
             [sys.executable, "-m", "gunicorn", "-c", "workbench/gunicorn.conf.py"], cwd=ROOT, env=env,
             stdout=subprocess.DEVNULL, stderr=log,
         )  # fmt: skip
-    deadline = time.time() + 90
-    while time.time() < deadline:
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
-            return proc
-        except OSError:
-            time.sleep(0.3)
-    proc.kill()
-    sys.exit("gunicorn did not start; see bench/.cache/release/gunicorn.log")
+    wait_listening(proc, port, what="gunicorn (see bench/.cache/release/gunicorn.log)")
+    return proc
 
 
 def share(rows: list, configuration_id: int) -> float:
