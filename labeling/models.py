@@ -41,6 +41,10 @@ class LabelSnapshot(models.Model):
     def __str__(self) -> str:
         return self.name
 
+    @property
+    def negative_count(self) -> int:
+        return sum(int(s.get("negatives", 0)) for s in (self.stats or {}).values() if isinstance(s, dict))
+
 
 class SnapshotQuery(models.Model):
     class Split(models.TextChoices):
