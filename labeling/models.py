@@ -109,7 +109,8 @@ class Campaign(models.Model):
         INFORMATIVE = "informative", "Most informative first (systems disagree most)"
 
     project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="campaigns")
-    corpus = models.ForeignKey(Corpus, on_delete=models.PROTECT, related_name="campaigns")
+    # CASCADE: its pairs and judgments go with the corpus's documents anyway.
+    corpus = models.ForeignKey(Corpus, on_delete=models.CASCADE, related_name="campaigns")
     name = models.CharField(max_length=200)
     queries = models.ManyToManyField(Query, related_name="campaigns", blank=True)
     configurations = models.ManyToManyField(
@@ -182,19 +183,28 @@ class Assignment(models.Model):
     """A pool item given to one annotator; their judgment of it links here (at most one, enforced by the database)."""
 
     item = models.ForeignKey(PoolItem, on_delete=models.CASCADE, related_name="assignments")
+    # Denormalised from the item: the annotator's queue is read on every judgment, from one index without a join.
+    campaign = models.ForeignKey(Campaign, on_delete=models.CASCADE, related_name="assignments")
     annotator = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="assignments")
     order_key = models.CharField(max_length=80, help_text="Sort key of this annotator's queue (randomised).")
     judgment = models.OneToOneField(
         "workbench.Judgment", null=True, blank=True, on_delete=models.SET_NULL, related_name="assignment"
     )
     guideline = models.ForeignKey(
-        GuidelineVersion, null=True, blank=True, on_delete=models.PROTECT, related_name="assignments"
+        GuidelineVersion, null=True, blank=True, on_delete=models.SET_NULL, related_name="assignments"
     )
     judged_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         constraints = [models.UniqueConstraint(fields=["item", "annotator"], name="one_assignment_per_item_annotator")]
-        indexes = [models.Index(fields=["annotator", "order_key"], name="assignment_queue_idx")]
+        indexes = [
+            models.Index(fields=["campaign", "annotator", "order_key", "id"], name="assignment_queue_idx"),
+            models.Index(
+                fields=["campaign", "annotator", "order_key", "id"],
+                condition=models.Q(judgment__isnull=True),
+                name="assignment_pending_idx",
+            ),
+        ]
         ordering = ["order_key"]
 
 
@@ -211,7 +221,7 @@ class Adjudication(models.Model):
     rule = models.CharField(max_length=10, blank=True)
     grade = models.SmallIntegerField()
     source_judgments = models.JSONField(default=list, help_text="Ids of the annotator judgments it was made from.")
-    guideline = models.ForeignKey(GuidelineVersion, null=True, blank=True, on_delete=models.PROTECT, related_name="+")
+    guideline = models.ForeignKey(GuidelineVersion, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
     adjudicator = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+")
     note = models.TextField(blank=True)
     created_at = models.DateTimeField(auto_now=True)
@@ -237,12 +247,12 @@ class MiningRun(models.Model):
     """One mining of candidate hard negatives for a snapshot's training queries with a search configuration."""
 
     project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="mining_runs")
-    snapshot = models.ForeignKey(LabelSnapshot, on_delete=models.PROTECT, related_name="mining_runs")
+    snapshot = models.ForeignKey(LabelSnapshot, on_delete=models.CASCADE, related_name="mining_runs")
     configuration = models.ForeignKey(
-        "workbench.SearchConfiguration", on_delete=models.PROTECT, related_name="mining_runs"
+        "workbench.SearchConfiguration", on_delete=models.CASCADE, related_name="mining_runs"
     )
     cross_encoder = models.ForeignKey(
-        "workbench.ModelVersion", null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+        "workbench.ModelVersion", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )
     params = models.JSONField(default=dict, help_text="range_min, range_max, relative_margin, num_negatives.")
     stats = models.JSONField(default=dict, blank=True)

@@ -76,8 +76,8 @@ def campaign_get(project: Project, pk: int) -> Campaign | None:
 
 def my_assignments(campaign: Campaign, user: Any) -> QuerySet[Assignment]:
     return (
-        Assignment.objects.filter(item__campaign=campaign, annotator=user)
-        .select_related("item__query", "item__document", "judgment", "guideline")
+        Assignment.objects.filter(campaign=campaign, annotator=user)
+        .select_related("campaign", "item__query", "item__document", "judgment", "guideline")
         .order_by("order_key", "id")
     )
 
@@ -89,9 +89,7 @@ def assignment_next(campaign: Campaign, user: Any) -> Assignment | None:
 
 def assignment_neighbours(assignment: Assignment) -> tuple[int | None, int | None]:
     """Previous and next assignment ids in the annotator's order (j/k)."""
-    mine = Assignment.objects.filter(
-        item__campaign_id=assignment.item.campaign_id, annotator_id=assignment.annotator_id
-    )
+    mine = Assignment.objects.filter(campaign_id=assignment.campaign_id, annotator_id=assignment.annotator_id)
     key = (assignment.order_key, assignment.pk)
     prev = (
         mine.filter(Q(order_key__lt=key[0]) | Q(order_key=key[0], pk__lt=key[1]))
@@ -109,15 +107,15 @@ def assignment_neighbours(assignment: Assignment) -> tuple[int | None, int | Non
 
 
 def my_progress(campaign: Campaign, user: Any) -> dict[str, int]:
-    mine = Assignment.objects.filter(item__campaign=campaign, annotator=user)
-    total = mine.count()
-    done = mine.filter(judgment__isnull=False).count()
-    return {"done": done, "total": total, "left": total - done}
+    counts = Assignment.objects.filter(campaign=campaign, annotator=user).aggregate(
+        total=Count("id"), done=Count("id", filter=Q(judgment__isnull=False))
+    )
+    return {"done": counts["done"], "total": counts["total"], "left": counts["total"] - counts["done"]}
 
 
 def others_grades(assignment: Assignment) -> list[Judgment]:
     """Other annotators' judgments of the same pair (shown only when the campaign is not blind)."""
-    if assignment.item.campaign.blind:
+    if assignment.campaign.blind:
         return []
     ids = (
         Assignment.objects.filter(item_id=assignment.item_id, judgment__isnull=False)
@@ -138,7 +136,7 @@ def _median(values: list[float]) -> float | None:
 def campaign_progress(campaign: Campaign) -> dict[str, Any]:
     """Pairs done/total per annotator, per query and per slice; median seconds per judgment; judgments per day."""
     rows = list(
-        Assignment.objects.filter(item__campaign=campaign).values_list(
+        Assignment.objects.filter(campaign=campaign).values_list(
             "annotator__username", "item__query__external_id", "item__query_id", "judgment_id",
             "judgment__seconds", "judged_at",
         )
@@ -180,7 +178,7 @@ def campaign_ratings(
     campaign: Campaign, *, tag: str = ""
 ) -> tuple[dict[str, dict[int, int]], dict[int, int], dict[str, dict[int, int]]]:
     """(annotator -> item -> grade, item -> adjudicated gold, auto judge -> item -> grade); no can't-judge."""
-    assignments = Assignment.objects.filter(item__campaign=campaign, judgment__isnull=False, judgment__cant_judge=False)
+    assignments = Assignment.objects.filter(campaign=campaign, judgment__isnull=False, judgment__cant_judge=False)
     gold_rows = Adjudication.objects.filter(item__campaign=campaign)
     auto_rows = AutoGrade.objects.filter(item__campaign=campaign)
     if tag:
@@ -241,7 +239,7 @@ def campaign_slices(campaign: Campaign) -> list[str]:
 def adjudication_queue(campaign: Campaign) -> list[dict[str, Any]]:
     """Pairs whose grades differ by more than the threshold and that no adjudicator has settled, most spread first."""
     grades: dict[int, list[int]] = defaultdict(list)
-    rows = Assignment.objects.filter(item__campaign=campaign, judgment__isnull=False, judgment__cant_judge=False)
+    rows = Assignment.objects.filter(campaign=campaign, judgment__isnull=False, judgment__cant_judge=False)
     for item, grade in rows.values_list("item_id", "judgment__grade"):
         grades[item].append(grade)
     settled = set(

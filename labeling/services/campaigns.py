@@ -192,7 +192,7 @@ def order_key(campaign: Campaign, annotator_id: int, item_id: int, info: float) 
 def judged_under(project: Project, guideline_hash_: str) -> set[tuple[int, int]]:
     """(query pk, document pk) pairs judged in any campaign of the project under guidelines with this text."""
     rows = Assignment.objects.filter(
-        item__campaign__project=project, judgment__isnull=False, guideline__content_hash=guideline_hash_
+        campaign__project=project, judgment__isnull=False, guideline__content_hash=guideline_hash_
     ).values_list("item__query_id", "item__document_id")
     return set(rows)
 
@@ -254,6 +254,7 @@ def campaign_pool_build(*, campaign: Campaign, progress: Callable[[float, str], 
                 assignments.append(
                     Assignment(
                         item=item,
+                        campaign=campaign,
                         annotator=person,
                         order_key=order_key(campaign, person.pk, item.pk, item.informativeness),
                     )
@@ -338,7 +339,7 @@ def _submit(
     with transaction.atomic():
         a = (
             Assignment.objects.select_for_update(of=("self",))
-            .select_related("item__campaign__project", "item__document")
+            .select_related("campaign__project", "item__document")
             .filter(pk=assignment_id)
             .first()
         )
@@ -346,7 +347,7 @@ def _submit(
             raise WorkbenchError("This pair is no longer in the campaign.")
         if a.annotator_id != user.pk:
             raise WorkbenchError("This pair is no longer assigned to you; nothing was saved.")
-        campaign = a.item.campaign
+        campaign = a.campaign
         project = campaign.project
         if campaign.status != Campaign.Status.OPEN:
             raise WorkbenchError(
@@ -406,13 +407,13 @@ def judgment_undo(*, assignment_id: int, user: Any) -> Assignment:
     with transaction.atomic():
         a = (
             Assignment.objects.select_for_update(of=("self",))
-            .select_related("item__campaign")
+            .select_related("campaign")
             .filter(pk=assignment_id)
             .first()
         )
         if a is None or a.annotator_id != user.pk:
             raise WorkbenchError("This pair is not assigned to you.")
-        if a.item.campaign.status != Campaign.Status.OPEN:
+        if a.campaign.status != Campaign.Status.OPEN:
             raise WorkbenchError("The campaign is not open; nothing was changed.")
         if a.judgment_id:
             Judgment.objects.filter(pk=a.judgment_id).delete()

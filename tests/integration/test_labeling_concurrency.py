@@ -52,7 +52,9 @@ def _world():  # type: ignore[no-untyped-def]
         query = project.queries.create(external_id=f"q{i}", text=f"query {i}")
         item = PoolItem.objects.create(campaign=campaign, query=query, document=doc)
         for j in range(OVERLAP):
-            Assignment.objects.create(item=item, annotator=users[(i * OVERLAP + j) % ANNOTATORS], order_key=f"{i}")
+            Assignment.objects.create(
+                item=item, campaign=campaign, annotator=users[(i * OVERLAP + j) % ANNOTATORS], order_key=f"{i}"
+            )
     return project, corpus, campaign, users
 
 
@@ -104,7 +106,7 @@ def test_a_second_assignment_or_verdict_is_refused_by_the_database() -> None:
     project, corpus, campaign, users = _world()
     a = Assignment.objects.filter(item__campaign=campaign).first()
     with pytest.raises(IntegrityError):
-        Assignment.objects.create(item=a.item, annotator=a.annotator, order_key="dup")
+        Assignment.objects.create(item=a.item, campaign=campaign, annotator=a.annotator, order_key="dup")
     encoder = ModelVersion.objects.create(project=project, name="e", kind="bi_encoder", source="registered", path="/x")
     index = IndexVersion.objects.create(
         project=project, corpus=corpus, corpus_version=0, encoder=encoder, number=1, index_type="flat",

@@ -107,7 +107,7 @@ def labeling_world(project, corpus, *, index_for):  # type: ignore[no-untyped-de
         GuidelineVersion.objects.create(campaign=campaign, number=1, text="", content_hash="-")
         item = PoolItem.objects.create(campaign=campaign, query=query, document=doc)
         for member in project.memberships.all():
-            Assignment.objects.create(item=item, annotator=member.user, order_key=str(member.pk))
+            Assignment.objects.create(item=item, campaign=campaign, annotator=member.user, order_key=str(member.pk))
         a = {"pk": campaign.pk}
         return {
             **{f"labeling:{n}": a for n in ("campaign", "campaign_pool", "campaign_guidelines", "campaign_aggregate",
