@@ -140,3 +140,10 @@ def test_a_second_assignment_or_verdict_is_refused_by_the_database() -> None:
     assert outcomes.count("ok") == len(items), outcomes
     assert AuditVerdict.objects.filter(item__run=run).count() == len(items)
     assert Judgment.objects.filter(project=project, explanation__startswith="Overturned").count() == len(items)
+
+
+def test_snapshot_hash_on_postgresql_equals_the_pinned_one() -> None:
+    _postgres_only()
+    from tests.labeling.test_snapshot_hash import PINNED, freeze_fixed_world
+
+    assert freeze_fixed_world()[:8] == PINNED
