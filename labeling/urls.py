@@ -22,6 +22,7 @@ urlpatterns = [
     path(C + "agreement/", views.campaign_agreement, name="agreement"),
     path(C + "judge/", views.judge, name="judge"),
     path(C + "judge/<int:assignment_pk>/", views.judge_submit, name="judge_submit"),
+    path(C + "judge/query/<int:query_pk>/", views.judge_query, name="judge_query"),
     path(C + "judge/<int:assignment_pk>/undo/", views.judge_undo, name="judge_undo"),
     path(C + "mine/", views.my_judgments, name="my_judgments"),
     path(C + "adjudicate/", views.adjudicate_queue, name="adjudicate"),

@@ -227,6 +227,11 @@ def _own_assignment(campaign: Campaign, user: Any, pk: Any) -> Assignment | None
     return selectors.my_assignments(campaign, user).filter(pk=pk).first()
 
 
+def _query_url(project: Project, campaign: Campaign, a: Assignment) -> str:
+    url = reverse("labeling:judge_query", kwargs={"slug": project.slug, "pk": campaign.pk, "query_pk": a.item.query_id})
+    return f"{url}#a{a.pk}"
+
+
 def _render_pane(request: HttpRequest, ctx: dict) -> HttpResponse:
     template = "labeling/_judge_pane.html" if request.htmx else "labeling/judge.html"
     if not request.htmx:
@@ -248,6 +253,29 @@ def judge(request: HttpRequest, project: Project, pk: int) -> HttpResponse:
         a = selectors.assignment_next(campaign, request.user)
     undo = _own_assignment(campaign, request.user, request.GET.get("undo")) if request.GET.get("undo") else None
     return _render_pane(request, _pane_context(request, project, campaign, a, undo=undo))
+
+
+@project_view(Capability.JUDGE)
+def judge_query(request: HttpRequest, project: Project, pk: int, query_pk: int) -> HttpResponse:
+    """The other mode of the judging screen: one query with all of the user's pooled documents for it."""
+    campaign = _campaign(project, pk)
+    assignments = list(selectors.my_assignments(campaign, request.user).filter(item__query_id=query_pk))
+    if not assignments:
+        raise Http404("None of your pairs has this query")
+    return render(
+        request,
+        "labeling/judge_query.html",
+        {
+            "project": project,
+            "campaign": campaign,
+            "query": assignments[0].item.query,
+            "assignments": assignments,
+            "grades": project.grades,
+            "mine": selectors.my_progress(campaign, request.user),
+            "shown_at": f"{time.time():.3f}",
+            "guideline": campaigns.guideline_current(campaign),
+        },
+    )
 
 
 @require_POST
@@ -281,6 +309,9 @@ def judge_submit(request: HttpRequest, project: Project, pk: int, assignment_pk:
         )
     except WorkbenchError as exc:
         a = _own_assignment(campaign, request.user, assignment_pk)
+        if data.get("back") == "query" and a is not None:
+            messages.error(request, str(exc))
+            return redirect(_query_url(project, campaign, a))
         if not request.htmx:
             messages.error(request, str(exc))
             url = reverse("labeling:judge", kwargs={"slug": project.slug, "pk": pk})
@@ -289,6 +320,8 @@ def judge_submit(request: HttpRequest, project: Project, pk: int, assignment_pk:
             request, "labeling/_judge_pane.html", _pane_context(request, project, campaign, a, error=str(exc))
         )
     done = _own_assignment(campaign, request.user, assignment_pk)
+    if data.get("back") == "query":
+        return redirect(_query_url(project, campaign, done))
     # After a revision from the list or j/k, carry on with the pair that follows; else the next unjudged one.
     follow = data.get("then")
     nxt = _own_assignment(campaign, request.user, follow) if follow else None

@@ -179,3 +179,17 @@ def test_automatic_judge_is_one_more_rater_never_gold(
     auto = figures["auto"][0]
     assert auto["judge"] == "llm:stub-1" and dict((n, f.items) for n, f in auto["humans"])[judges[0].username] > 0
     assert PASSWORD  # the factories' password stays importable for the browser tests
+
+
+def test_query_list_mode(campaign_world) -> None:  # type: ignore[no-untyped-def]
+    project, _, _, campaign, judges = campaign_world
+    a = selectors.assignment_next(campaign, judges[0])
+    c = _client(judges[0])
+    url = reverse("labeling:judge_query", kwargs={"slug": project.slug, "pk": campaign.pk, "query_pk": a.item.query_id})
+    page = c.get(url).content.decode()
+    mine = selectors.my_assignments(campaign, judges[0]).filter(item__query_id=a.item.query_id)
+    assert all(f'id="a{x.pk}"' in page for x in mine)
+    submit = reverse("labeling:judge_submit", kwargs={"slug": project.slug, "pk": campaign.pk, "assignment_pk": a.pk})
+    r = c.post(submit, {"grade": "3", "back": "query"})
+    assert r.status_code == 302 and r["Location"].endswith(f"#a{a.pk}")
+    assert Assignment.objects.get(pk=a.pk).judgment.grade == 3
