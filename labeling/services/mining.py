@@ -7,6 +7,7 @@ margin rejects score too close to a positive: suspected false negatives, queued 
 
 from __future__ import annotations
 
+import tempfile
 from collections import defaultdict
 from collections.abc import Callable
 from typing import Any
@@ -75,7 +76,12 @@ def mining_start(
     return run
 
 
-def _mine(dataset: Any, model: Any, corpus: list[str], run: MiningRun, cross: Any, margin: float | None) -> Any:
+FAISS_FROM = 50_000  # corpus texts; below it exact search is as fast
+
+
+def _mine(
+    dataset: Any, model: Any, corpus: list[str], run: MiningRun, cross: Any, margin: float | None, cache: str
+) -> Any:
     from sentence_transformers.util import mine_hard_negatives
 
     p = run.params
@@ -93,9 +99,10 @@ def _mine(dataset: Any, model: Any, corpus: list[str], run: MiningRun, cross: An
         sampling_strategy="top",
         output_format="labeled-list",
         output_scores=True,
-        use_faiss=False,
+        use_faiss=len(corpus) >= FAISS_FROM,
         verbose=False,
         batch_size=32,
+        cache_folder=cache,  # the second pass (with the margin) reuses the first one's embeddings
     )
 
 
@@ -134,11 +141,12 @@ def mining_execute(*, run: MiningRun, progress: Callable[[float, str], None] | N
     if not anchors:
         raise WorkbenchError("The snapshot's training queries have no relevant document to mine against.")
     dataset = Dataset.from_dict({"query": anchors, "positive": positives})
-    progress(0.15, "Mining candidates in the rank window")
-    everything = _mine(dataset, model, corpus_texts, run, cross, None)
     margin = run.params.get("relative_margin")
-    progress(0.55, "Applying the relative margin")
-    kept = _mine(dataset, model, corpus_texts, run, cross, margin) if margin is not None else everything
+    with tempfile.TemporaryDirectory(prefix="mining-") as cache:
+        progress(0.15, "Mining candidates in the rank window")
+        everything = _mine(dataset, model, corpus_texts, run, cross, None, cache)
+        progress(0.55, "Applying the relative margin")
+        kept = _mine(dataset, model, corpus_texts, run, cross, margin, cache) if margin is not None else everything
     candidates: dict[tuple[str, str], dict[str, Any]] = {}
     kept_pairs: set[tuple[str, str]] = set()
 
@@ -252,10 +260,3 @@ def audit_verdict_record(
             },
         )
     return verdict_row
-
-
-def audit_counts(run: MiningRun) -> dict[str, int]:
-    counts: dict[str, int] = defaultdict(int)
-    for v in AuditVerdict.objects.filter(item__run=run).values_list("verdict", flat=True):
-        counts[v] += 1
-    return dict(counts)
