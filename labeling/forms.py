@@ -21,6 +21,11 @@ class CampaignForm(forms.Form):
         widget=forms.Textarea(attrs={"rows": 3}),
         label="…or query ids (one per line or comma-separated; with a tag: only these of it)",
     )
+    log_queries = forms.CharField(
+        required=False,
+        widget=forms.Textarea(attrs={"rows": 3}),
+        label="…and/or queries from a search log (one text per line; added to the project, tagged 'log')",
+    )
     configurations = forms.ModelMultipleChoiceField(
         queryset=SearchConfiguration.objects.none(), widget=forms.CheckboxSelectMultiple, label="Pool from"
     )
@@ -48,6 +53,9 @@ class CampaignForm(forms.Form):
             "index"
         )
         self.fields["annotators"].queryset = get_user_model().objects.filter(pk__in=[u.pk for u in judges_of(project)])
+
+    def log_query_list(self) -> list[str]:
+        return [t for t in (self.cleaned_data.get("log_queries") or "").splitlines() if t.strip()]
 
     def query_id_list(self) -> list[str]:
         return [q for q in re.split(r"[\s,]+", self.cleaned_data.get("query_ids") or "") if q]

@@ -79,6 +79,7 @@ def campaign_new(request: HttpRequest, project: Project) -> HttpResponse:
                 order=d["order"],
                 guidelines=d["guidelines"],
                 annotators=list(d["annotators"]) or None,
+                log_queries=form.log_query_list(),
             )
             if request.POST.get("build"):
                 campaigns.campaign_pool_start(campaign=campaign, user=request.user)

@@ -55,8 +55,13 @@ def campaign_create(
     guidelines: str = "",
     annotators: Sequence[Any] | None = None,
     seed: int = 0,
+    log_queries: Sequence[str] = (),
 ) -> Campaign:
-    """A draft campaign with guidelines v1; its pool is built by ``campaign_pool_start``."""
+    """A draft campaign with guidelines v1; its pool is built by ``campaign_pool_start``.
+
+    ``log_queries``: query texts from a search log, added to the project (id ``log-<hash of the text>``, tagged
+    ``log``; a text already there is reused) and to the campaign's query set.
+    """
     name = (name or "").strip()
     if not name:
         raise WorkbenchError("Give the campaign a name.")
@@ -89,11 +94,9 @@ def campaign_create(
         missing = sorted(set(wanted) - set(queries.values_list("external_id", flat=True)))
         if missing:
             raise WorkbenchError(f"Unknown query ids: {', '.join(missing[:5])}.")
-    elif tag is None:
-        raise WorkbenchError("Pick a query tag or list query ids.")
-    query_list = list(queries.order_by("id"))
-    if not query_list:
-        raise WorkbenchError("The query set is empty.")
+    elif tag is None and not any(t.strip() for t in log_queries):
+        raise WorkbenchError("Pick a query tag, list query ids or paste logged queries.")
+    query_list = list(queries.order_by("id")) if (wanted or tag is not None) else []
     people = list(annotators) if annotators else judges_of(project)
     allowed = {u.pk for u in judges_of(project)}
     strangers = [u.username for u in people if u.pk not in allowed]
@@ -103,9 +106,20 @@ def campaign_create(
         raise WorkbenchError(
             f"{overlap} annotators per pair needs at least {overlap} judges; the project has {len(people)}."
         )
+    texts = list(dict.fromkeys(t.strip()[:2000] for t in log_queries if t and t.strip()))
+    if not query_list and not texts:
+        raise WorkbenchError("The query set is empty.")
     with transaction.atomic():
         if Campaign.objects.filter(project=project, name=name).exists():
             raise WorkbenchError(f"A campaign named {name!r} already exists.")
+        if texts:
+            log_tag, _ = QueryTag.objects.get_or_create(project=project, name="log")
+            for text in texts:
+                qid = "log-" + hashlib.sha256(text.encode()).hexdigest()[:12]
+                query, _ = Query.objects.get_or_create(project=project, external_id=qid, defaults={"text": text})
+                query.tags.add(log_tag)
+                if query not in query_list:
+                    query_list.append(query)
         campaign = Campaign.objects.create(
             project=project,
             corpus=corpus,

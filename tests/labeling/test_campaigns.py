@@ -140,3 +140,19 @@ def test_adjudication_queue_rules_and_gold_in_snapshot(campaign_world) -> None: 
     assert figures["alpha"].items == n_items and figures["gold_items"] == n_items
     progress = selectors.campaign_progress(campaign)
     assert progress["done"] == progress["total"] == 2 * n_items
+
+
+def test_logged_queries_join_the_campaign(indexed) -> None:  # type: ignore[no-untyped-def]
+    project, lead, corpus, _, configs = indexed
+    texts = ["vitamin d and bone density", "statins muscle pain", "vitamin d and bone density"]
+    c = campaigns.campaign_create(
+        project=project, corpus=corpus, name="logs", user=lead, configurations=configs, log_queries=texts, depth=2
+    )
+    assert sorted(c.queries.values_list("text", flat=True)) == sorted(set(texts))
+    assert set(c.queries.values_list("tags__name", flat=True)) == {"log"}
+    again = campaigns.campaign_create(
+        project=project, corpus=corpus, name="logs 2", user=lead, configurations=configs, log_queries=texts[:1]
+    )
+    assert again.queries.get().pk in set(c.queries.values_list("pk", flat=True))  # the same text is reused
+    stats = campaigns.campaign_pool_build(campaign=c)
+    assert stats["pairs"] > 0
