@@ -114,3 +114,14 @@ class AutojudgeForm(forms.Form):
     model = forms.CharField(max_length=200)
     api_key_env = forms.CharField(max_length=100, required=False, label="Environment variable holding the key")
     limit = forms.IntegerField(min_value=1, max_value=5000, initial=200, label="Pairs at most")
+
+
+class CrossEncoderJudgeForm(forms.Form):
+    cross_encoder = forms.ModelChoiceField(queryset=ModelVersion.objects.none(), label="Trained cross-encoder")
+    limit = forms.IntegerField(min_value=1, max_value=5000, initial=500, label="Pairs at most")
+
+    def __init__(self, *args, project: Project, **kwargs) -> None:  # type: ignore[no-untyped-def]
+        super().__init__(*args, **kwargs)
+        self.fields["cross_encoder"].queryset = ModelVersion.objects.filter(
+            project=project, kind="cross_encoder", usable_for_search=True
+        )

@@ -19,6 +19,7 @@ from labeling.forms import (
     AdjudicateForm,
     AutojudgeForm,
     CampaignForm,
+    CrossEncoderJudgeForm,
     GuidelineForm,
     MiningForm,
     SnapshotForm,
@@ -108,6 +109,7 @@ def campaign_detail(request: HttpRequest, project: Project, pk: int) -> HttpResp
             "queue_size": len(selectors.adjudication_queue(campaign)),
             "guideline_form": GuidelineForm(initial={"text": guideline.text if guideline else ""}),
             "autojudge_form": AutojudgeForm(),
+            "cross_judge_form": CrossEncoderJudgeForm(project=project),
             "configurations": campaign.configurations.all(),
         },
     )
@@ -164,6 +166,20 @@ def campaign_status(request: HttpRequest, project: Project, pk: int) -> HttpResp
 @project_view(Capability.RUN_JOBS)
 def campaign_autojudge(request: HttpRequest, project: Project, pk: int) -> HttpResponse:
     campaign = _campaign(project, pk)
+    if request.POST.get("kind") == "cross_encoder":
+        cross = CrossEncoderJudgeForm(request.POST, project=project)
+        if not cross.is_valid():
+            messages.error(request, "Automatic judge: pick a trained cross-encoder of this project.")
+            return redirect("labeling:campaign", slug=project.slug, pk=pk)
+        try:
+            job = autojudge.autojudge_cross_encoder_start(
+                campaign=campaign, user=request.user, model=cross.cleaned_data["cross_encoder"],
+                limit=cross.cleaned_data["limit"],
+            )  # fmt: skip
+            messages.success(request, f"Automatic judge started as job #{job.pk}; its grades never become gold.")
+        except WorkbenchError as exc:
+            messages.error(request, str(exc))
+        return redirect("labeling:campaign", slug=project.slug, pk=pk)
     form = AutojudgeForm(request.POST)
     if not form.is_valid():
         messages.error(request, "Automatic judge: " + "; ".join(e for errs in form.errors.values() for e in errs))

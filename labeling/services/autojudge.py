@@ -1,4 +1,5 @@
-"""An automatic judge behind an OpenAI-compatible chat endpoint: one more rater, never gold.
+"""Automatic judges: an LLM behind an OpenAI-compatible chat endpoint, or a trained cross-encoder of the project.
+One more rater each, never gold.
 
 The ML lead names a base URL, a model and the *name* of an environment variable holding the key (the key itself is
 never stored). Grades land in ``AutoGrade`` rows, shown on the agreement page with their kappa against humans.
@@ -7,6 +8,7 @@ never stored). Grades land in ``AutoGrade`` rows, shown on the agreement page wi
 from __future__ import annotations
 
 import json
+import math
 import os
 import re
 import urllib.error
@@ -19,7 +21,7 @@ from django.db import transaction
 from labeling.models import AutoGrade, Campaign
 from workbench.errors import WorkbenchError
 from workbench.jobs import job_create
-from workbench.models import Job
+from workbench.models import Job, ModelVersion
 
 AUTOJUDGE_JOB_KIND = "campaign_autojudge"
 TIMEOUT_S = 30
@@ -52,6 +54,60 @@ def autojudge_start(
             },
             user=user,
         )
+
+
+def autojudge_cross_encoder_start(*, campaign: Campaign, user: Any, model: ModelVersion, limit: int = 500) -> Job:
+    """Pre-grade the pool with a trained cross-encoder of the project (one more rater, never gold)."""
+    if model.project_id != campaign.project_id or model.kind != ModelVersion.Kind.CROSS_ENCODER:
+        raise WorkbenchError("Pick a cross-encoder of this project.")
+    if not model.usable_for_search:
+        raise WorkbenchError(f"{model.name} has an untrained head; its scores would mean nothing.")
+    if campaign.status not in (Campaign.Status.OPEN, Campaign.Status.CLOSED):
+        raise WorkbenchError("Build the campaign's pool first.")
+    with transaction.atomic():
+        return job_create(
+            project=campaign.project,
+            kind=AUTOJUDGE_JOB_KIND,
+            title=f"Automatic judge {model.name} on {campaign.name}",
+            params={"campaign_id": campaign.pk, "cross_encoder_id": model.pk, "limit": max(1, min(5000, int(limit)))},
+            user=user,
+        )
+
+
+def grade_from_score(score: float, low: int, high: int) -> int:
+    """A cross-encoder logit through a sigmoid, cut into equal bands over the scale (crude: not calibrated)."""
+    p = 1.0 / (1.0 + math.exp(-max(-50.0, min(50.0, float(score)))))
+    return min(high, low + int(p * (high - low + 1)))
+
+
+def _cross_encoder_execute(job: Job, campaign: Campaign, progress: Callable[[float, str], None]) -> dict:
+    from workbench.retrieval.texts import passage_text
+    from workbench.services.engines import reranker_for
+
+    model = ModelVersion.objects.get(pk=job.params["cross_encoder_id"], project=campaign.project)
+    judge = f"cross-encoder:{model.name}"
+    reranker = reranker_for(model)
+    project = campaign.project
+    items = list(
+        campaign.items.exclude(auto_grades__judge=judge)
+        .select_related("query", "document")
+        .order_by("query_id", "id")[: job.params["limit"]]
+    )
+    by_query: dict[int, list] = {}
+    for item in items:
+        by_query.setdefault(item.query_id, []).append(item)
+    done = 0
+    for group in by_query.values():
+        query = group[0].query.text
+        scores = reranker.score(query, [passage_text(i.document.title, i.document.text) for i in group])
+        for item, score in zip(group, scores, strict=True):
+            grade = grade_from_score(float(score), project.grade_min, project.grade_max)
+            AutoGrade.objects.update_or_create(
+                item=item, judge=judge, defaults={"grade": grade, "raw": f"score {float(score):.4f}"}
+            )
+        done += len(group)
+        progress(done / max(1, len(items)), f"{done}/{len(items)} pairs")
+    return {"message": f"{judge} graded {done} pairs.", "graded": done}
 
 
 def prompt_for(campaign: Campaign, query: str, title: str, text: str) -> list[dict[str, str]]:
@@ -88,6 +144,8 @@ def autojudge_execute(*, job: Job, progress: Callable[[float, str], None] | None
     progress = progress or (lambda f, m: None)
     p = job.params
     campaign = Campaign.objects.select_related("project").get(pk=p["campaign_id"], project=job.project)
+    if p.get("cross_encoder_id"):
+        return _cross_encoder_execute(job, campaign, progress)
     key = None
     if p.get("api_key_env"):
         key = os.environ.get(p["api_key_env"])

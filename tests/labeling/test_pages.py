@@ -193,3 +193,27 @@ def test_query_list_mode(campaign_world) -> None:  # type: ignore[no-untyped-def
     r = c.post(submit, {"grade": "3", "back": "query"})
     assert r.status_code == 302 and r["Location"].endswith(f"#a{a.pk}")
     assert Assignment.objects.get(pk=a.pk).judgment.grade == 3
+
+
+def test_cross_encoder_judge(
+    campaign_world, tiny_cross_encoder_path, eager_celery, django_capture_on_commit_callbacks
+) -> None:  # type: ignore[no-untyped-def]
+    from labeling.services.autojudge import grade_from_score
+    from workbench.services import indexes
+
+    project, lead, _, campaign, _ = campaign_world
+    model = indexes.model_register(project=project, path=str(tiny_cross_encoder_path), name="ce", user=lead)
+    url = reverse("labeling:campaign_autojudge", kwargs={"slug": project.slug, "pk": campaign.pk})
+    model.usable_for_search = False
+    model.save(update_fields=["usable_for_search"])
+    r = _client(lead).post(url, {"kind": "cross_encoder", "cross_encoder": model.pk, "limit": 50})
+    assert r.status_code == 302 and not Job.objects.filter(kind="campaign_autojudge").exists()  # untrained: refused
+    model.usable_for_search = True
+    model.save(update_fields=["usable_for_search"])
+    with django_capture_on_commit_callbacks(execute=True):
+        _client(lead).post(url, {"kind": "cross_encoder", "cross_encoder": model.pk, "limit": 50})
+    job = Job.objects.get(kind="campaign_autojudge")
+    assert job.status == "succeeded", job.message
+    assert AutoGrade.objects.filter(judge="cross-encoder:ce").count() == campaign.items.count()
+    assert not Judgment.objects.exclude(source="imported").exists()
+    assert [grade_from_score(s, 0, 3) for s in (-20, -0.6, 0.6, 20)] == [0, 1, 2, 3]
