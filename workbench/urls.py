@@ -51,6 +51,7 @@ urlpatterns = [
     path("api/", api.urls),  # namespace "api"
     path("", include("evaluation.urls")),
     path("", include("releases.urls")),
+    path("", include("labeling.urls")),
     path("", include((app_patterns, "workbench"))),
 ]
 

@@ -55,12 +55,16 @@ def snapshot_freeze(
     dev_fraction: float = DEFAULT_DEV_FRACTION,
     seed: int = 0,
     negatives: dict[str, set[str]] | None = None,
+    audited: bool = True,
 ) -> LabelSnapshot:
     """Freeze the corpus's gold labels into a snapshot.
 
     ``source``: ``imported`` uses imported qrels only (training can start before any annotation, e.g. from SciFact's
     train qrels), ``gold`` every judgment by the core's gold rule. ``negatives`` (query id -> document ids) are
-    audited hard negatives; a negative that is also a positive is refused.
+    hard negatives given by the caller; a negative given that is also a positive is refused. With ``audited`` the
+    mined negatives annotators confirmed in the hard-negative audit are added too (those that gold now holds as
+    relevant are left out and counted in ``params``). Campaign gold enters through the core's gold rule: adjudicated
+    judgments (an adjudicator's or the campaign's aggregation rule) settle their pairs.
     """
     if source not in (LabelSnapshot.Source.IMPORTED, LabelSnapshot.Source.GOLD):
         raise WorkbenchError(f"Unknown snapshot source {source!r}: use imported or gold.")
@@ -101,6 +105,19 @@ def snapshot_freeze(
     clash = sorted((q, d) for q, docs in negatives.items() for d in docs if qrels.get(q, {}).get(d, 0) >= threshold)
     if clash:
         raise WorkbenchError(f"Audited negatives that are also relevant: {clash[:3]}; resolve them first.")
+    audited_kept = audited_dropped = 0
+    if audited:
+        from labeling.selectors import audited_negatives
+
+        for q, docs in audited_negatives(project=project, corpus=corpus).items():
+            if q not in qrels:
+                continue  # a query without gold has no split in this snapshot
+            for d in docs:
+                if qrels[q].get(d, 0) >= threshold:
+                    audited_dropped += 1
+                elif d not in negatives.get(q, set()):
+                    negatives.setdefault(q, set()).add(d)
+                    audited_kept += 1
     stats: dict[str, Any] = {}
     for split in ("train", "dev", "test"):
         qids = [q for q, s in splits.items() if s == split]
@@ -129,7 +146,13 @@ def snapshot_freeze(
                 relevance_threshold=threshold,
                 grade_min=project.grade_min,
                 grade_max=project.grade_max,
-                params={"dev_fraction": dev_fraction, "seed": seed, "split": "by query; held-out tags -> test"},
+                params={
+                    "dev_fraction": dev_fraction,
+                    "seed": seed,
+                    "split": "by query; held-out tags -> test",
+                    "audited_negatives": audited_kept,
+                    "audited_negatives_now_relevant": audited_dropped,
+                },
                 stats=stats,
                 created_by=user if getattr(user, "is_authenticated", False) else None,
             )

@@ -69,7 +69,75 @@ URLS: dict[str, tuple[Capability, str]] = {
     "evaluation:report_csv": (Capability.VIEW, "get"),
     "evaluation:unjudged_csv": (Capability.VIEW, "get"),
     "evaluation:run_file": (Capability.VIEW, "get"),
+    "labeling:campaigns": (Capability.VIEW, "get"),
+    "labeling:campaign_new": (Capability.RUN_JOBS, "get"),
+    "labeling:campaign": (Capability.VIEW, "get"),
+    "labeling:campaign_pool": (Capability.RUN_JOBS, "post"),
+    "labeling:campaign_guidelines": (Capability.RUN_JOBS, "post"),
+    "labeling:campaign_aggregate": (Capability.RUN_JOBS, "post"),
+    "labeling:campaign_status": (Capability.RUN_JOBS, "post"),
+    "labeling:campaign_autojudge": (Capability.RUN_JOBS, "post"),
+    "labeling:agreement": (Capability.VIEW, "get"),
+    "labeling:judge": (Capability.JUDGE, "get"),
+    "labeling:judge_submit": (Capability.JUDGE, "post"),
+    "labeling:judge_undo": (Capability.JUDGE, "post"),
+    "labeling:judge_query": (Capability.JUDGE, "get"),
+    "labeling:my_judgments": (Capability.JUDGE, "get"),
+    "labeling:adjudicate": (Capability.REVIEW, "get"),
+    "labeling:adjudicate_item": (Capability.REVIEW, "get"),
+    "labeling:snapshots": (Capability.VIEW, "get"),
+    "labeling:snapshot_new": (Capability.RUN_JOBS, "get"),
+    "labeling:snapshot": (Capability.VIEW, "get"),
+    "labeling:snapshot_export": (Capability.VIEW, "get"),
+    "labeling:mining": (Capability.VIEW, "get"),
+    "labeling:mining_new": (Capability.RUN_JOBS, "get"),
+    "labeling:audit": (Capability.JUDGE, "get"),
+    "labeling:audit_submit": (Capability.JUDGE, "post"),
 }
+
+
+def labeling_world(project, corpus, *, index_for):  # type: ignore[no-untyped-def]
+    """A campaign with one pool item (assigned to the annotator), a snapshot and a mined candidate."""
+    from labeling.models import Assignment, AuditItem, Campaign, GuidelineVersion, LabelSnapshot, MiningRun, PoolItem
+
+    doc = Document.objects.create(corpus=corpus, external_id="lab-doc", text="some text", content_hash="x")
+    query = project.queries.create(external_id="lab-q", text="a query")
+    index = IndexVersion.objects.create(
+        project=project, corpus=corpus, corpus_version=0, encoder=index_for, number=900, index_type="flat",
+        path="/nonexistent", passage_count=0, build_seconds=0.0,
+    )  # fmt: skip
+    config = SearchConfiguration.objects.create(project=project, name="lab-config", index=index, mode="bm25")
+    snapshot = LabelSnapshot.objects.create(
+        project=project, corpus=corpus, corpus_version=0, name="lab-snap", source="gold", content_hash="h",
+        relevance_threshold=1, grade_min=0, grade_max=3,
+    )  # fmt: skip
+    run = MiningRun.objects.create(project=project, snapshot=snapshot, configuration=config, params={})
+    audit_item = AuditItem.objects.create(run=run, query=query, document=doc, score=0.5)
+
+    def targets() -> dict:
+        campaign = Campaign.objects.create(
+            project=project, corpus=corpus, name=f"lab-c{Campaign.objects.count()}", status="open"
+        )
+        campaign.configurations.set([config])
+        GuidelineVersion.objects.create(campaign=campaign, number=1, text="", content_hash="-")
+        item = PoolItem.objects.create(campaign=campaign, query=query, document=doc)
+        for member in project.memberships.all():
+            Assignment.objects.create(item=item, campaign=campaign, annotator=member.user, order_key=str(member.pk))
+        a = {"pk": campaign.pk}
+        return {
+            **{f"labeling:{n}": a for n in ("campaign", "campaign_pool", "campaign_guidelines", "campaign_aggregate",
+                                            "campaign_status", "campaign_autojudge", "agreement", "judge",
+                                            "my_judgments", "adjudicate")},
+            "labeling:judge_submit": {**a, "assignment_pk": Assignment.objects.filter(item=item).first().pk},
+            "labeling:judge_undo": {**a, "assignment_pk": Assignment.objects.filter(item=item).first().pk},
+            "labeling:adjudicate_item": {**a, "item_pk": item.pk},
+            "labeling:judge_query": {**a, "query_pk": query.pk},
+            "labeling:snapshot": {"pk": snapshot.pk},
+            "labeling:snapshot_export": {"pk": snapshot.pk},
+            "labeling:audit_submit": {"item_pk": audit_item.pk},
+        }  # fmt: skip
+
+    return targets
 
 
 def project_url_names() -> set[str]:
@@ -100,6 +168,7 @@ def world():  # type: ignore[no-untyped-def]
         project=project, name="enc", kind="bi_encoder", source="registered", path="/x"
     )
     make_user("outsider")
+    labeling_targets = labeling_world(project, corpus, index_for=encoder)
     evaluation = make_finished_eval(project)  # read-only pages: one finished evaluation serves every caller
     eval_config = evaluation.configs.first()
     eval_query = project.queries.get(external_id=eval_config.results["metrics"]["qids"][0])
@@ -145,6 +214,7 @@ def world():  # type: ignore[no-untyped-def]
             "report_csv": {"pk": evaluation.pk},
             "unjudged_csv": {"pk": evaluation.pk},
             "run_file": {"pk": evaluation.pk, "config_pk": eval_config.pk},
+            **labeling_targets(),
         }
 
     return project, other, targets

@@ -1,0 +1,304 @@
+"""Benchmark: concurrent annotators against the production server path (gunicorn, DEBUG off) on PostgreSQL.
+
+Sets up a campaign on PostgreSQL (``DATABASE_URL``, default ``postgresql://postgres@127.0.0.1:5432/wb_labeling``): a
+project with 1,000 SciFact documents and 100 queries, 20 annotators, overlap 2, enough pairs that nobody runs out.
+Starts gunicorn (workbench/gunicorn.conf.py) on a free port with a random SECRET_KEY, then 20 client threads log in
+and judge: each iteration is one htmx POST that saves a grade (with an evidence span and seconds) and returns the
+next pair's pane, i.e. "save + next" in one round trip, exactly what the judging screen sends. Client-side round-trip
+times on 127.0.0.1 (an upper bound of server time) give p50/p95/p99; errors are non-200 answers or an error in the
+pane; at the end the judgments stored in the database must equal the saves answered 200.
+
+A 10 s phase with one annotator alone comes first (service time without queueing). The machine's load average is
+recorded: on a shared 2-core machine the concurrent figures mostly measure queueing for CPU.
+
+Run: .venv/bin/python bench/labeling_load.py   (BENCH_SECONDS=60 for the full minute; default 30 on shared CPUs)
+"""
+
+from __future__ import annotations
+
+import http.client
+import json
+import os
+import random
+import re
+import secrets
+import signal
+import subprocess
+import sys
+import threading
+import time
+import urllib.parse
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+VAR = Path(os.environ.get("BENCH_VAR", "/tmp/bench-labeling"))
+VAR.mkdir(parents=True, exist_ok=True)
+DATABASE_URL = os.environ.get("DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/wb_labeling")
+SECONDS = float(os.environ.get("BENCH_SECONDS", "30"))
+ANNOTATORS = int(os.environ.get("BENCH_ANNOTATORS", "20"))
+WORKERS = os.environ.get("BENCH_GUNICORN_WORKERS", "2")
+THREADS = os.environ.get("BENCH_GUNICORN_THREADS", "4")
+PER_ANNOTATOR = 1500
+OVERLAP = 2
+PASSWORD = "bench-password-123"
+SLUG = "bench-labeling"
+SCIFACT = ROOT.parent / "shared" / "datasets" / "scifact"
+ENV = {
+    "DATABASE_URL": DATABASE_URL,
+    "VAR_DIR": str(VAR),
+    "DJANGO_SETTINGS_MODULE": "workbench.settings",
+    "ENV_FILE": "",
+    "DEBUG": "false",
+    "SECRET_KEY": secrets.token_urlsafe(50),
+    "SECURE_SSL_REDIRECT": "false",  # plain HTTP on 127.0.0.1: no TLS proxy in front
+    "ALLOWED_HOSTS": "127.0.0.1,localhost",
+    "HF_HUB_OFFLINE": "1",
+    "TRANSFORMERS_OFFLINE": "1",
+    "CELERY_TASK_ALWAYS_EAGER": "true",
+}
+os.environ.update(ENV)
+
+import django  # noqa: E402
+
+django.setup()
+
+from django.contrib.auth import get_user_model  # noqa: E402
+from django.core.management import call_command  # noqa: E402
+from django.db import transaction  # noqa: E402
+
+from bench._machine import machine_info  # noqa: E402
+from labeling.models import Assignment, Campaign, GuidelineVersion, PoolItem  # noqa: E402
+from labeling.services.campaigns import guideline_hash, order_key  # noqa: E402
+from workbench.models import Corpus, Document, Judgment, Membership, Project, Query, Role  # noqa: E402
+
+
+def setup() -> tuple[Project, Campaign, list[str]]:
+    call_command("migrate", verbosity=0)
+    Project.objects.filter(slug=SLUG).delete()
+    User = get_user_model()
+    names = [f"bench-ann-{i:02d}" for i in range(ANNOTATORS)]
+    User.objects.filter(username__in=names).delete()
+    docs = []
+    with open(SCIFACT / "corpus.jsonl", encoding="utf-8") as fh:
+        for line in fh:
+            d = json.loads(line)
+            if d.get("text"):
+                docs.append(d)
+            if len(docs) == 1000:
+                break
+    queries = [json.loads(ln) for ln in (SCIFACT / "queries.jsonl").read_text(encoding="utf-8").splitlines()[:100]]
+    with transaction.atomic():
+        project = Project.objects.create(name="Labeling load", slug=SLUG)
+        corpus = Corpus.objects.create(project=project, name="scifact-1000")
+        Document.objects.bulk_create(
+            Document(corpus=corpus, external_id=d["_id"], title=d.get("title", ""), text=d["text"], content_hash="-")
+            for d in docs
+        )
+        Query.objects.bulk_create(Query(project=project, external_id=q["_id"], text=q["text"]) for q in queries)
+        users = [User.objects.create_user(username=n, password=PASSWORD) for n in names]
+        Membership.objects.bulk_create(Membership(project=project, user=u, role=Role.ANNOTATOR) for u in users)
+        campaign = Campaign.objects.create(project=project, corpus=corpus, name="load", overlap=OVERLAP, status="open")
+        campaign.annotators.set(users)
+        GuidelineVersion.objects.create(
+            campaign=campaign, number=1, text="Judge.", content_hash=guideline_hash("Judge.")
+        )
+        doc_ids = list(Document.objects.filter(corpus=corpus).values_list("pk", flat=True))
+        query_ids = list(Query.objects.filter(project=project).values_list("pk", flat=True))
+        n_items = ANNOTATORS * PER_ANNOTATOR // OVERLAP
+        pairs = [(q, d) for q in query_ids for d in doc_ids][:n_items]
+        PoolItem.objects.bulk_create(PoolItem(campaign=campaign, query_id=q, document_id=d) for q, d in pairs)
+        items = list(PoolItem.objects.filter(campaign=campaign).order_by("id").values_list("pk", flat=True))
+        Assignment.objects.bulk_create(
+            Assignment(
+                item_id=item,
+                campaign=campaign,
+                annotator=users[(i * OVERLAP + j) % ANNOTATORS],
+                order_key=order_key(campaign, users[(i * OVERLAP + j) % ANNOTATORS].pk, item, 0.0),
+            )
+            for i, item in enumerate(items)
+            for j in range(OVERLAP)
+        )
+    return project, campaign, names
+
+
+class Session:
+    """One annotator's keep-alive HTTP connection with its cookies."""
+
+    def __init__(self, port: int) -> None:
+        self.port = port
+        self.conn = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
+        self.cookies: dict[str, str] = {}
+        self.reconnects = 0
+
+    def request(self, method: str, path: str, body: dict | None = None, headers: dict | None = None):  # type: ignore[no-untyped-def]
+        h = {"Host": "127.0.0.1", "Cookie": "; ".join(f"{k}={v}" for k, v in self.cookies.items()), **(headers or {})}
+        data = None
+        if body is not None:
+            data = urllib.parse.urlencode(body)
+            h["Content-Type"] = "application/x-www-form-urlencoded"
+            h["Referer"] = "http://127.0.0.1/"
+        try:
+            self.conn.request(method, path, body=data, headers=h)
+            r = self.conn.getresponse()
+        except (BrokenPipeError, ConnectionResetError, http.client.RemoteDisconnected):
+            # The server closed an idle keep-alive connection: reconnect once (a resent save is the double submit
+            # the database makes harmless).
+            self.reconnects += 1
+            self.conn.close()
+            self.conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=60)
+            self.conn.request(method, path, body=data, headers=h)
+            r = self.conn.getresponse()
+        text = r.read().decode("utf-8", "replace")
+        for k, v in r.getheaders():
+            if k.lower() == "set-cookie":
+                name, _, rest = v.partition("=")
+                self.cookies[name] = rest.split(";", 1)[0]
+        return r.status, text
+
+    def login(self, username: str) -> None:
+        _, page = self.request("GET", "/accounts/login/")
+        token = re.search(r'name="csrfmiddlewaretoken" value="([^"]+)"', page).group(1)
+        status, _ = self.request(
+            "POST", "/accounts/login/", {"username": username, "password": PASSWORD, "csrfmiddlewaretoken": token}
+        )
+        assert status == 302, f"login failed for {username}: {status}"
+
+
+SUBMIT = re.compile(r'data-submit-url="([^"]+)"')
+
+
+def annotator(port: int, username: str, judge_path: str, deadline: dict, out: dict, start: threading.Barrier) -> None:
+    s = Session(port)
+    s.login(username)
+    status, page = s.request("GET", judge_path)
+    assert status == 200, status
+    csrf = s.cookies["csrftoken"]
+    url = SUBMIT.search(page).group(1)
+    rng = random.Random(username)
+    start.wait(timeout=300)
+    times, errors, sent_ok = [], 0, 0
+    while time.time() < deadline["t"] and url:
+        body = {"grade": str(rng.randint(0, 3)), "evidence": "[[0, 20]]", "seconds": f"{rng.uniform(2, 30):.2f}"}
+        t0 = time.perf_counter()
+        status, pane = s.request("POST", url, body, {"HX-Request": "true", "X-CSRFToken": csrf})
+        times.append((time.perf_counter() - t0) * 1000)
+        if status != 200 or 'role="alert"' in pane:
+            errors += 1
+        else:
+            sent_ok += 1
+        m = SUBMIT.search(pane)
+        url = m.group(1) if m else None
+    out[username] = {
+        "times": times, "errors": errors, "ok": sent_ok, "ran_out": url is None, "reconnects": s.reconnects,
+    }  # fmt: skip
+
+
+def main() -> None:
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # so `finally` stops gunicorn on a timeout too
+    project, campaign, names = setup()
+    env = {**os.environ, **ENV, "GUNICORN_BIND": "127.0.0.1:0", "GUNICORN_WORKERS": WORKERS,
+           "GUNICORN_THREADS": THREADS, "GUNICORN_ACCESS_LOG": "/dev/null"}  # fmt: skip
+    collect = subprocess.run(
+        [sys.executable, "manage.py", "collectstatic", "--noinput"], cwd=ROOT, env=env, capture_output=True, text=True
+    )
+    assert collect.returncode == 0, collect.stderr[-2000:]
+    log = VAR / "gunicorn.log"
+    with open(log, "w") as fh:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "gunicorn", "-c", "workbench/gunicorn.conf.py"],
+            cwd=ROOT, env=env, stdout=fh, stderr=subprocess.STDOUT, start_new_session=True,
+        )  # fmt: skip
+    try:
+        port, wait_until = None, time.time() + 60
+        while port is None and time.time() < wait_until and proc.poll() is None:
+            m = re.search(r"Listening at: http://127\.0\.0\.1:(\d+)", log.read_text())
+            port = int(m.group(1)) if m else None
+            time.sleep(0.2)
+        assert port, log.read_text()[-2000:]
+        judge_path = f"/p/{SLUG}/labeling/campaigns/{campaign.pk}/judge/"
+        Session(port).request("GET", "/accounts/login/")  # warm a worker
+        # One annotator alone first: the service time of a save + next without queueing behind 19 others.
+        solo: dict = {}
+        solo_box = {"t": time.time() + 10}
+        annotator(port, names[0], judge_path, solo_box, solo, threading.Barrier(1))
+        load_before = os.getloadavg()
+        out: dict = {}
+        start = threading.Barrier(ANNOTATORS + 1)
+        deadline_box = {}
+
+        def run(name: str) -> None:
+            try:
+                annotator(port, name, judge_path, deadline_box, out, start)
+            except Exception as exc:  # report, never hang the others at the barrier
+                start.abort()
+                out[name] = {"times": [], "errors": 1, "ok": 0, "ran_out": False, "reconnects": 0, "crash": repr(exc)}
+
+        deadline_box["t"] = time.time() + 3600
+        threads = [threading.Thread(target=run, args=(n,)) for n in names]
+        for t in threads:
+            t.start()
+        time.sleep(0.1)
+        deadline_box["t"] = time.time() + SECONDS + 5  # logins take a moment; the clock starts at the barrier
+        start.wait(timeout=300)
+        began = time.time()
+        deadline_box["t"] = began + SECONDS
+        for t in threads:
+            t.join()
+        elapsed = time.time() - began
+    finally:
+        os.killpg(proc.pid, signal.SIGTERM)
+        proc.wait(timeout=30)
+    load_after = os.getloadavg()
+    times = np.array([t for r in out.values() for t in r["times"]])
+    solo_times = np.array(solo[names[0]]["times"])
+    ok = sum(r["ok"] for r in out.values())
+    errors = sum(r["errors"] for r in out.values())
+    stored = Judgment.objects.filter(project=project, source="annotator").count()
+    linked = Assignment.objects.filter(item__campaign=campaign, judgment__isnull=False).count()
+    result = {
+        "benchmark": "labeling_load",
+        "what": "htmx POST save (grade + span + seconds) returning the next pair's pane, per annotator in a loop",
+        "timing": "client round trip on 127.0.0.1 (an upper bound of server time), load generator on the same machine",
+        "annotators": ANNOTATORS,
+        "seconds": round(elapsed, 1),
+        "requests": int(times.size),
+        "throughput_rps": round(times.size / elapsed, 1),
+        "p50_ms": round(float(np.percentile(times, 50)), 1),
+        "p95_ms": round(float(np.percentile(times, 95)), 1),
+        "p99_ms": round(float(np.percentile(times, 99)), 1),
+        "max_ms": round(float(times.max()), 1),
+        "single_annotator": {
+            "requests": int(solo_times.size),
+            "p50_ms": round(float(np.percentile(solo_times, 50)), 1),
+            "p95_ms": round(float(np.percentile(solo_times, 95)), 1),
+            "errors": solo[names[0]]["errors"],
+        },
+        "errors": errors + solo[names[0]]["errors"],
+        "saves_answered_200": ok + solo[names[0]]["ok"],
+        "judgments_stored": stored,
+        "assignments_linked": linked,
+        "lost": ok + solo[names[0]]["ok"] - stored,
+        "load_average_1m_before_after": [round(load_before[0], 1), round(load_after[0], 1)],
+        "reconnects": sum(r["reconnects"] for r in out.values()),
+        "crashed_clients": [r["crash"] for r in out.values() if "crash" in r],
+        "anyone_ran_out_of_pairs": any(r["ran_out"] for r in out.values()),
+        "target": {"p95_ms": 50, "errors": 0, "lost": 0},
+        "flags": {
+            "database": "postgresql",
+            "gunicorn_workers": int(WORKERS),
+            "gunicorn_threads": int(THREADS),
+            "debug": False,
+            "bench_seconds": SECONDS,
+            "note": "30 s instead of 60 s by default (2 CPU cores shared with other work); BENCH_SECONDS=60 for 60 s",
+        },
+        "machine": machine_info(),
+    }
+    print(json.dumps(result, indent=2))
+    (ROOT / "bench" / "results" / "labeling_load.json").write_text(json.dumps(result, indent=2) + "\n")
+
+
+if __name__ == "__main__":
+    main()
