@@ -9,4 +9,5 @@ class LabelingConfig(AppConfig):
 
     def ready(self) -> None:
         # Registers the labeling job kinds, so web processes can create their jobs.
-        from labeling import tasks  # noqa: F401
+        # And its stage of the project dashboard, in place of the core's placeholder.
+        from labeling import dashboard, tasks  # noqa: F401
