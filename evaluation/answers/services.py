@@ -383,7 +383,7 @@ def answer_run_summary(run: AnswerRun) -> dict[str, Any]:
     summary: dict[str, Any] = {"counts": counts, "latency": _latency(answers), "slices": slices}
     if run.gold == "scifact":
         summary["gold"] = _gold_scifact(run, answers, slices)
-        summary["slices"] = {**slices, **summary["gold"].pop("slices")}
+        summary["slices"] = {**slices, **summary["gold"].pop("slice_members")}
     return summary
 
 
@@ -446,8 +446,7 @@ def _gold_scifact(run: AnswerRun, answers: list[Answer], slices: dict[str, list[
                                   "value": rationale_cited / rationale_total if rationale_total else None}  # fmt: skip
     report["per_query"] = per_query_scores(judgements)
     report["missing"] = len(answers) - len(scored) - len(failed)  # queries with no SciFact claim
-    report["slices_defined"] = gold_slices
-    report["slices"] = gold_slices
+    report["slice_members"] = gold_slices
     return report
 
 
