@@ -22,7 +22,6 @@ from evaluation.models import Answer, AnswerClaim, AnswerFlag, AnswerReview, Ans
 from workbench.errors import WorkbenchError
 from workbench.models import Project
 
-
 SUPPORT_CHOICES = [
     ("supported", "supported", "s"),
     ("partial", "partially", "p"),

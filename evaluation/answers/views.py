@@ -205,10 +205,14 @@ def answers_flag(request: HttpRequest, project: Project, pk: int) -> HttpRespons
     run = _run_or_404(project, pk)
     if request.method != "POST":
         return HttpResponse("POST a flag.", status=405, content_type="text/plain")
-    answer = get_object_or_404(
-        Answer.objects.select_related("query", "run__project"), pk=_int(request.POST.get("answer")), run=run
+    answer = (
+        Answer.objects.select_related("query", "run__project")
+        .filter(pk=_int(request.POST.get("answer")), run=run)
+        .first()
     )
-    retrieved = get_object_or_404(RetrievedPassage, pk=_int(request.POST.get("retrieved")), answer=answer)
+    retrieved = RetrievedPassage.objects.filter(pk=_int(request.POST.get("retrieved")), answer=answer).first()
+    if answer is None or retrieved is None:
+        return HttpResponse("Name an answer of this run and one of its retrieved passages.", status=400)
     claim = AnswerClaim.objects.filter(pk=_int(request.POST.get("claim")), answer=answer).first()
     target = request.POST.get("target", "judging")
     try:

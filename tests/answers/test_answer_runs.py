@@ -18,7 +18,7 @@ from workbench.services.configurations import search_configuration_create, searc
 
 @pytest.fixture
 def indexed(db, scifact_dir, tiny_encoder_path, eager_celery, django_capture_on_commit_callbacks):  # type: ignore[no-untyped-def]
-    project, lead, corpus, encoder, index = make_indexed_project(
+    project, lead, _corpus, _encoder, index = make_indexed_project(
         scifact_dir, tiny_encoder_path, capture=django_capture_on_commit_callbacks
     )
     draft = search_configuration_draft(project=project, index=index, mode="hybrid")

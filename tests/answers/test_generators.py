@@ -87,7 +87,7 @@ class _Stub(BaseHTTPRequestHandler):
     def log_message(self, *args: object) -> None:  # quiet
         pass
 
-    def do_POST(self) -> None:  # noqa: N802
+    def do_POST(self) -> None:
         body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
         _Stub.seen.append({"path": self.path, "auth": self.headers.get("Authorization"), "body": body})
         if _Stub.mode == "slow":

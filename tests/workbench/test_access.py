@@ -6,6 +6,7 @@ import pytest
 from django.test import Client
 from django.urls import get_resolver, reverse
 
+from tests.answers.factories import make_finished_answer_run
 from tests.evaluation.factories import make_finished_eval
 from tests.factories import PASSWORD, make_corpus, make_project, make_user
 from workbench.models import Document, IndexVersion, Job, Membership, ModelVersion, Role, SearchConfiguration
@@ -55,6 +56,15 @@ URLS: dict[str, tuple[Capability, str]] = {
     "evaluation:report_csv": (Capability.VIEW, "get"),
     "evaluation:unjudged_csv": (Capability.VIEW, "get"),
     "evaluation:run_file": (Capability.VIEW, "get"),
+    "evaluation:answers_list": (Capability.VIEW, "get"),
+    "evaluation:answers_new": (Capability.RUN_JOBS, "get"),
+    "evaluation:answers_compare": (Capability.VIEW, "get"),
+    "evaluation:answers_flags": (Capability.VIEW, "get"),
+    "evaluation:answers_detail": (Capability.VIEW, "get"),
+    "evaluation:answers_answer": (Capability.VIEW, "get"),
+    "evaluation:answers_review": (Capability.REVIEW, "get"),
+    "evaluation:answers_flag": (Capability.REVIEW, "post"),
+    "evaluation:answers_judge": (Capability.RUN_JOBS, "post"),
 }
 
 
@@ -89,6 +99,8 @@ def world():  # type: ignore[no-untyped-def]
     evaluation = make_finished_eval(project)  # read-only pages: one finished evaluation serves every caller
     eval_config = evaluation.configs.first()
     eval_query = project.queries.get(external_id=eval_config.results["metrics"]["qids"][0])
+    answer_run = make_finished_answer_run(project, answers=1)
+    answer = answer_run.answers.first()
 
     def targets() -> dict:
         """Fresh objects for each caller: allowed deletes must not leave the next role a 404."""
@@ -124,6 +136,11 @@ def world():  # type: ignore[no-untyped-def]
             "report_csv": {"pk": evaluation.pk},
             "unjudged_csv": {"pk": evaluation.pk},
             "run_file": {"pk": evaluation.pk, "config_pk": eval_config.pk},
+            "answers_detail": {"pk": answer_run.pk},
+            "answers_answer": {"pk": answer_run.pk, "answer_pk": answer.pk},
+            "answers_review": {"pk": answer_run.pk},
+            "answers_flag": {"pk": answer_run.pk},
+            "answers_judge": {"pk": answer_run.pk},
         }
 
     return project, other, targets
