@@ -40,7 +40,6 @@ _ABBREVIATIONS = frozenset(
         "co",
     ]
 )
-_WORD_BEFORE = re.compile(r"([A-Za-z.]+)$")
 
 
 @dataclass(frozen=True)
@@ -57,8 +56,8 @@ def split_sentences(text: str) -> list[Span]:
     spans: list[Span] = []
     start = 0
     for m in _BOUNDARY.finditer(text):
-        before = _WORD_BEFORE.search(text[start : m.start()])
-        word = before.group(1).lower().rstrip(".") if before else ""
+        before = text[start : m.start()].rsplit(None, 1)
+        word = before[-1].lstrip("([\"'").lower().rstrip(".") if before else ""
         if word in _ABBREVIATIONS or (len(word) == 1 and word.isalpha()):  # "et al. Smith", "J. Smith"
             continue
         end = m.start() + len(m.group(0).rstrip())
