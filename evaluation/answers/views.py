@@ -13,6 +13,7 @@ from django.contrib import messages
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
+from django.utils.http import url_has_allowed_host_and_scheme
 
 from evaluation.answers import selectors, services
 from evaluation.answers.forms import AnswerRunForm, JudgeForm
@@ -230,7 +231,10 @@ def answers_flag(request: HttpRequest, project: Project, pk: int) -> HttpRespons
     if request.htmx:
         return HttpResponse(f'<span class="flag-done" role="status">{_escape(text)}</span>')
     messages.success(request, text)
-    return redirect(request.POST.get("next") or reverse("evaluation:answers_flags", kwargs={"slug": project.slug}))
+    target_url = request.POST.get("next", "")
+    if not url_has_allowed_host_and_scheme(target_url, allowed_hosts={request.get_host()}, require_https=False):
+        target_url = reverse("evaluation:answers_flags", kwargs={"slug": project.slug})
+    return redirect(target_url)
 
 
 def _escape(text: str) -> str:

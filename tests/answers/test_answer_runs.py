@@ -277,3 +277,19 @@ def test_pages_render_and_escape(client) -> None:  # type: ignore[no-untyped-def
     assert missing.status_code == 400
     compare = client.get(f"{base}compare/", {"a": run.pk, "b": run.pk, "source": "human"}).content.decode()
     assert "Citation recall" in compare
+
+
+@pytest.mark.django_db
+def test_flag_view_plain_form_and_no_open_redirect(client) -> None:  # type: ignore[no-untyped-def]
+    project = make_project(rev=Role.REVIEWER)
+    run = make_finished_answer_run(project, answers=1)
+    answer = run.answers.first()
+    client.force_login(project.memberships.get(user__username="rev").user)
+    url = f"/p/{project.slug}/answers/{run.pk}/flag/"
+    data = {"answer": answer.pk, "retrieved": answer.retrieved.first().pk, "target": "audit"}
+    response = client.post(url, {**data, "next": "https://evil.example/"})
+    assert response.status_code == 302 and response["Location"] == f"/p/{project.slug}/answers/flags/"
+    assert AnswerFlag.objects.get().target == "audit"
+    htmx = client.post(url, data, HTTP_HX_REQUEST="true")
+    assert "Already sent" in htmx.content.decode()
+    assert client.post(url, {**data, "target": "nope"}).status_code == 400
