@@ -36,6 +36,8 @@ class RetrievedPassage:
     title: str
     text: str
     score: float
+    # The chunk starts inside a sentence of its document: its first "sentence" is a fragment, never cited alone.
+    starts_mid_sentence: bool = False
 
 
 @dataclass(frozen=True)

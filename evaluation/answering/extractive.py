@@ -45,7 +45,9 @@ class ExtractiveGenerator:
     ) -> Answer:
         candidates: list[tuple[RetrievedPassage, int, int, str]] = []
         for p in passages[: self.passages_considered]:
-            for span in split_sentences(p.text):
+            for n, span in enumerate(split_sentences(p.text)):
+                if n == 0 and p.starts_mid_sentence:
+                    continue
                 sentence = span.of(p.text)
                 if len(sentence) >= MIN_SENTENCE_CHARS:
                     candidates.append((p, span.start, span.end, sentence))
@@ -78,8 +80,8 @@ class ExtractiveGenerator:
         sentences = [
             span.of(p.text)
             for p in passages[: self.passages_considered]
-            for span in split_sentences(p.text)
-            if span.end - span.start >= MIN_SENTENCE_CHARS
+            for n, span in enumerate(split_sentences(p.text))
+            if span.end - span.start >= MIN_SENTENCE_CHARS and not (n == 0 and p.starts_mid_sentence)
         ]
         return float(self._scores(query, sentences).max()) if sentences else None
 

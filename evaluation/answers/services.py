@@ -220,15 +220,18 @@ def _passages_for(hits: Sequence[Any]) -> list[RetrievedPassage]:
         p.pk: p
         for p in Passage.objects.filter(pk__in=ids)
         .select_related("document")
-        .only("id", "text", "char_start", "document__id", "document__external_id", "document__title")
+        .only("id", "text", "char_start", "document__id", "document__external_id", "document__title", "document__text")
     }
     out = []
     for h in hits:
         p = rows.get(h.passage_id)
         if p is None:  # deleted since the index was built
             continue
+        # A chunk that does not start at a sentence end of its document begins with a fragment.
+        before = p.document.text[max(0, p.char_start - 2) : p.char_start]
+        mid = p.char_start > 0 and not (before[-1:].isspace() and before[:1] in ".!?")
         out.append(
-            RetrievedPassage(len(out) + 1, p.pk, p.document.external_id, p.document.title, p.text, float(h.score))
+            RetrievedPassage(len(out) + 1, p.pk, p.document.external_id, p.document.title, p.text, float(h.score), mid)
         )
     return out
 

@@ -234,3 +234,11 @@ def test_hf_local_bad_inputs(tiny_lm: Path, tmp_path: Path) -> None:
     with pytest.raises(GenerationError) as err:
         HFLocalGenerator(tiny_lm, max_new_tokens=8).generate("q", [long])
     assert err.value.kind == "context"
+
+
+def test_a_chunk_starting_mid_sentence_never_cites_its_leading_fragment() -> None:
+    chunk = RetrievedPassage(
+        1, 1, "d", "", "levels of B12 rise sharply in the cohort. B12 levels were measured.", 1.0, True
+    )
+    answer = ExtractiveGenerator(max_sentences=2).generate("B12 levels rise sharply", [chunk], threshold=0.1)
+    assert [c.text for c in answer.claims] == ["B12 levels were measured."]
