@@ -30,6 +30,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 import json  # noqa: E402
+import os  # noqa: E402
 
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
@@ -164,6 +165,7 @@ SPEC_RERANK = SearchSpec(mode="dense", rerank_top_n=RERANK_TOP_N)
 def main() -> None:
     torch.set_num_threads(1)  # serving setting: one query at a time on one core
     started = time.perf_counter()
+    load_before = os.getloadavg()
     doc_ids, texts = load_corpus()
     queries = load_queries()
     original = scifact_dir() / "original"
@@ -191,7 +193,11 @@ def main() -> None:
         torch.set_num_threads(1)
     result = {
         "benchmark": "answers_scifact",
-        "machine": {**machine_info(), "note": "2 CPU cores shared with other engineers' jobs: latency is noisy"},
+        "machine": {
+            **machine_info(),
+            "note": "2 CPU cores shared with other engineers' jobs: latency is noisy",
+            "loadavg_1min_start_end": [round(load_before[0], 1), round(os.getloadavg()[0], 1)],
+        },
         "dataset": "SciFact BEIR test queries = original claims_dev.jsonl (300 claims, NEI = no evidence), 5,183 docs",
         "retriever": "base all-MiniLM-L6-v2, dense, exact Flat; no fine-tuned retriever exists in this checkout",
         "backend": f"extractive: top 3 of {K} passages, at most 2 sentences, cosine under the retriever's encoder",
