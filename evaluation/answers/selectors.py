@@ -281,9 +281,44 @@ def flags_open(project: Project, *, target: str) -> list[tuple[str, str]]:
     )
 
 
-def comparison(run_a: AnswerRun, run_b: AnswerRun, *, source: str) -> dict[str, Any]:
-    """Paired comparison of two answer runs over their common queries, from gold or from human reviews."""
-    if source == "gold":
+def auto_judgements(run: AnswerRun, judge: str) -> list[AnswerJudgement]:
+    """One judge's claim labels as metric input (answers with no judged claim are left out; undetermined stay None)."""
+    labels = dict(AutoSupport.objects.filter(run=run, judge=judge).values_list("claim_id", "label"))
+    by_answer: dict[int, list[ClaimSupport]] = defaultdict(list)
+    claims = AnswerClaim.objects.filter(answer__run=run, pk__in=list(labels)).prefetch_related("citations__retrieved")
+    for claim in claims:
+        cits = tuple(c.retrieved.number for c in claim.citations.all())
+        label = labels[claim.pk]
+        # A judge labels the cited evidence jointly; alone-support is unknown, so over-citation is not detected.
+        by_answer[claim.answer_id].append(ClaimSupport(cits, label, dict.fromkeys(cits, False)))
+    answers = Answer.objects.filter(pk__in=list(by_answer)).select_related("query")
+    return [
+        AnswerJudgement(qid=a.query.external_id, abstained=False, claims=tuple(by_answer[a.pk]))
+        for a in answers.order_by("position")
+    ]
+
+
+def auto_figures(run: AnswerRun, judge: str) -> dict[str, Any]:
+    """A judge's figures, only when its calibration against reviewers passes the configured gate."""
+    calibration = judge_calibration(
+        human_claim_labels(run),
+        dict(AutoSupport.objects.filter(run=run, judge=judge).values_list("claim_id", "label")),
+        min_kappa=judge_min_kappa(),
+        min_items=judge_min_items(),
+    )
+    if not calibration["usable"]:
+        raise WorkbenchError(f"The judge {judge} is not calibrated on run #{run.pk}: {calibration['why']}.")
+    report = summarize(auto_judgements(run, judge), slices=(run.summary or {}).get("slices", {}), seed=run.seed)
+    report["per_query"] = per_query_scores(auto_judgements(run, judge))
+    report["calibration"] = calibration
+    return report
+
+
+def comparison(run_a: AnswerRun, run_b: AnswerRun, *, source: str, judge: str = "") -> dict[str, Any]:
+    """Paired comparison of two answer runs over their common queries: gold, human reviews, or a calibrated judge."""
+    if source == "auto":
+        a, b = auto_figures(run_a, judge)["per_query"], auto_figures(run_b, judge)["per_query"]
+    elif source == "gold":
         a = (run_a.summary.get("gold") or {}).get("per_query")
         b = (run_b.summary.get("gold") or {}).get("per_query")
         if not a or not b:

@@ -18,7 +18,7 @@ from django.utils.http import url_has_allowed_host_and_scheme
 from evaluation.answers import selectors, services
 from evaluation.answers.forms import AnswerRunForm, JudgeForm
 from evaluation.metrics.citations import ALL_METRICS
-from evaluation.models import Answer, AnswerClaim, AnswerFlag, AnswerRun, RetrievedPassage
+from evaluation.models import Answer, AnswerClaim, AnswerFlag, AnswerRun, AutoSupport, RetrievedPassage
 from workbench.access import project_view
 from workbench.errors import WorkbenchError
 from workbench.models import Project
@@ -314,13 +314,23 @@ def answers_compare(request: HttpRequest, project: Project) -> HttpResponse:
     runs = list(AnswerRun.objects.filter(project=project, finished_at__isnull=False))
     by_pk = {r.pk: r for r in runs}
     a, b = by_pk.get(_int(request.GET.get("a"))), by_pk.get(_int(request.GET.get("b")))
-    source = "human" if request.GET.get("source") == "human" else "gold"
-    context: dict = {"project": project, "runs": runs, "a": a, "b": b, "source": source, "metric_labels": METRIC_LABELS}
+    source = request.GET.get("source") if request.GET.get("source") in ("human", "auto") else "gold"
+    judge = request.GET.get("judge", "")
+    judges = sorted(set(AutoSupport.objects.filter(run__project=project).values_list("judge", flat=True)))
+    context: dict = {
+        "project": project,
+        "runs": runs,
+        "a": a,
+        "b": b,
+        "source": source,
+        "judge": judge,
+        "judges": judges,
+    }
     if request.GET.get("a") or request.GET.get("b"):
         try:
             if a is None or b is None:
                 raise WorkbenchError("Pick two finished answer runs.")
-            comparison = selectors.comparison(a, b, source=source)
+            comparison = selectors.comparison(a, b, source=source, judge=judge)
             for cell in comparison["cells"]:
                 cell["label"] = METRIC_LABELS.get(cell["metric"], cell["metric"])
             context["comparison"] = comparison

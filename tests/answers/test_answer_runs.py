@@ -293,3 +293,30 @@ def test_flag_view_plain_form_and_no_open_redirect(client) -> None:  # type: ign
     htmx = client.post(url, data, HTTP_HX_REQUEST="true")
     assert "Already sent" in htmx.content.decode()
     assert client.post(url, {**data, "target": "nope"}).status_code == 400
+
+
+@pytest.mark.django_db
+def test_an_uncalibrated_judge_cannot_feed_a_comparison_and_a_calibrated_one_can(settings) -> None:  # type: ignore[no-untyped-def]
+    project = make_project(rev=Role.REVIEWER)
+    rev = project.memberships.get(user__username="rev").user
+    a, b = make_finished_answer_run(project, answers=4), make_finished_answer_run(project, answers=4)
+    for run in (a, b):
+        for i, answer in enumerate(run.answers.order_by("position")):
+            label = "supported" if i % 2 else "unsupported"
+            services.answer_review_record(answer=answer, reviewer=rev, **review_payload(answer, label=label))
+            claim = answer.claims.get()
+            # The judge agrees with the reviewers everywhere but once per run; one output is undetermined.
+            auto = label if i != 3 else ("unsupported" if label == "supported" else "supported")
+            AutoSupport.objects.create(run=run, claim=claim, judge="j", label=None if i == 0 else auto)
+    with pytest.raises(WorkbenchError, match="not calibrated"):
+        selectors.comparison(a, b, source="auto", judge="j")  # 3 claims < 30
+    settings.ANSWER_JUDGE_MIN_ITEMS = 3
+    settings.ANSWER_JUDGE_MIN_KAPPA = 0.9
+    with pytest.raises(WorkbenchError, match=r"below 0\.9"):
+        selectors.comparison(a, b, source="auto", judge="j")
+    settings.ANSWER_JUDGE_MIN_KAPPA = -1.0
+    figures = selectors.auto_figures(a, "j")
+    assert figures["calibration"]["undetermined"] == 1 and figures["calibration"]["n"] == 3
+    assert figures["slices"]["all"]["undetermined_claims"] == 1
+    cells = selectors.comparison(a, b, source="auto", judge="j")["cells"]
+    assert {c["metric"] for c in cells} >= {"faithfulness", "hallucination"}
