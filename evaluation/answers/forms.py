@@ -7,7 +7,7 @@ from typing import Any
 from django import forms
 
 from evaluation.models import AnswerRun
-from workbench.models import Project, QueryTag, SearchConfiguration
+from workbench.models import ModelVersion, Project, QueryTag, SearchConfiguration
 
 BACKEND_FIELDS = {
     "extractive": ("max_sentences", "passages_considered"),
@@ -37,6 +37,10 @@ class AnswerRunForm(forms.Form):
     passages_considered = forms.IntegerField(initial=3, required=False, label="Top passages read")
     # hf-local
     model_path = forms.CharField(required=False, max_length=1000, label="Model directory")
+    adapter = forms.ModelChoiceField(
+        queryset=ModelVersion.objects.none(), required=False, label="LoRA adapter (model version)",
+        empty_label="— or a directory below —",
+    )  # fmt: skip
     adapter_path = forms.CharField(required=False, max_length=1000, label="LoRA adapter directory (optional)")
     max_new_tokens = forms.IntegerField(initial=160, required=False)
     # openai-compatible
@@ -57,6 +61,9 @@ class AnswerRunForm(forms.Form):
         self.fields["configuration"].queryset = SearchConfiguration.objects.filter(project=project).select_related(
             "index__corpus", "index__encoder", "reranker"
         )
+        self.fields["adapter"].queryset = ModelVersion.objects.filter(
+            project=project, kind=ModelVersion.Kind.LORA_ADAPTER
+        )
         tags = list(QueryTag.objects.filter(project=project))
         self.fields["query_set"].choices = [("", "All queries")] + [(str(t.pk), f"tag {t.name}") for t in tags]
         test = next((t for t in tags if t.name == "test"), None)
@@ -69,7 +76,10 @@ class AnswerRunForm(forms.Form):
 
     def backend_settings(self) -> dict[str, Any]:
         backend = self.cleaned_data["backend"]
-        return {k: self.cleaned_data.get(k) for k in BACKEND_FIELDS.get(backend, ())}
+        out = {k: self.cleaned_data.get(k) for k in BACKEND_FIELDS.get(backend, ())}
+        if backend == "hf-local" and self.cleaned_data.get("adapter") is not None:
+            out["adapter_path"] = self.cleaned_data["adapter"].path  # a trained adapter wins over a typed path
+        return out
 
 
 class JudgeForm(forms.Form):

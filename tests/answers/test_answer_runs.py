@@ -320,3 +320,21 @@ def test_an_uncalibrated_judge_cannot_feed_a_comparison_and_a_calibrated_one_can
     assert figures["slices"]["all"]["undetermined_claims"] == 1
     cells = selectors.comparison(a, b, source="auto", judge="j")["cells"]
     assert {c["metric"] for c in cells} >= {"faithfulness", "hallucination"}
+
+
+@pytest.mark.django_db
+def test_ml_lead_starts_a_run_from_the_form(client) -> None:  # type: ignore[no-untyped-def]
+    project = make_project(lead=Role.ML_LEAD)
+    configuration = make_finished_answer_run(project, answers=1).configuration
+    client.force_login(project.memberships.get(user__username="lead").user)
+    url = f"/p/{project.slug}/answers/new/"
+    form = {"configuration": configuration.pk, "query_set": "", "backend": "openai-compatible", "citation_policy": "each-claim",
+            "abstain_threshold": "0.4", "passages_k": "5", "review_overlap": "2", "gold": "",
+            "base_url": "http://127.0.0.1:8000/v1", "model": "m", "api_key_env": "MY_KEY", "timeout_s": "10"}  # fmt: skip
+    response = client.post(url, form)
+    assert response.status_code == 302
+    run = project.answer_runs.order_by("-id").first()
+    assert run.backend_settings["api_key_env"] == "MY_KEY" and "sk-" not in str(run.backend_settings)
+    assert run.job.kind == "answer_run" and run.review_overlap == 2
+    bad = client.post(url, {**form, "base_url": "ftp://x"})
+    assert bad.status_code == 200 and "must start with http" in bad.content.decode()
