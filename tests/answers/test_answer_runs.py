@@ -328,9 +328,11 @@ def test_ml_lead_starts_a_run_from_the_form(client) -> None:  # type: ignore[no-
     configuration = make_finished_answer_run(project, answers=1).configuration
     client.force_login(project.memberships.get(user__username="lead").user)
     url = f"/p/{project.slug}/answers/new/"
-    form = {"configuration": configuration.pk, "query_set": "", "backend": "openai-compatible", "citation_policy": "each-claim",
-            "abstain_threshold": "0.4", "passages_k": "5", "review_overlap": "2", "gold": "",
-            "base_url": "http://127.0.0.1:8000/v1", "model": "m", "api_key_env": "MY_KEY", "timeout_s": "10"}  # fmt: skip
+    form = {
+        "configuration": configuration.pk, "query_set": "", "backend": "openai-compatible",
+        "citation_policy": "each-claim", "abstain_threshold": "0.4", "passages_k": "5", "review_overlap": "2",
+        "gold": "", "base_url": "http://127.0.0.1:8000/v1", "model": "m", "api_key_env": "MY_KEY", "timeout_s": "10",
+    }  # fmt: skip
     response = client.post(url, form)
     assert response.status_code == 302
     run = project.answer_runs.order_by("-id").first()
