@@ -19,7 +19,7 @@ BACKEND_FIELDS = {
 class AnswerRunForm(forms.Form):
     name = forms.CharField(max_length=200, required=False, help_text="Optional; a name is made up otherwise.")
     configuration = forms.ModelChoiceField(queryset=SearchConfiguration.objects.none(), label="Search configuration")
-    query_set = forms.ChoiceField(label="Query set")
+    query_set = forms.ChoiceField(label="Query set", required=False)
     backend = forms.ChoiceField(choices=AnswerRun.Backend.choices, initial="extractive", label="Generator backend")
     citation_policy = forms.ChoiceField(choices=AnswerRun.Policy.choices, initial="each-claim")
     abstain_threshold = forms.FloatField(

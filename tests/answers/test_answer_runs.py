@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import threading
 
 import pytest
@@ -334,7 +335,7 @@ def test_ml_lead_starts_a_run_from_the_form(client) -> None:  # type: ignore[no-
         "gold": "", "base_url": "http://127.0.0.1:8000/v1", "model": "m", "api_key_env": "MY_KEY", "timeout_s": "10",
     }  # fmt: skip
     response = client.post(url, form)
-    assert response.status_code == 302
+    assert response.status_code == 302, re.findall(r'class="error[^>]*>(.*?)<', response.content.decode(), re.S)
     run = project.answer_runs.order_by("-id").first()
     assert run.backend_settings["api_key_env"] == "MY_KEY" and "sk-" not in str(run.backend_settings)
     assert run.job.kind == "answer_run" and run.review_overlap == 2
