@@ -283,8 +283,9 @@ class CitationReview(models.Model):
 class AnswerFlag(models.Model):
     """A (query, passage) pair answer QA sends to labeling: a judging campaign or the hard-negative audit.
 
-    The labeling app reads open flags (``evaluation.answers.selectors.flags_open``) or their CSV/BEIR export; this
-    app never writes labeling rows.
+    Labeling is a lower layer and cannot import this: open flags (``evaluation.answers.selectors.flags_open``) go to
+    labeling through a labeling service this app calls, or through their CSV/BEIR export; ``picked_up_at`` marks
+    them taken. This app never writes labeling rows itself.
     """
 
     class Target(models.TextChoices):
