@@ -341,3 +341,11 @@ def test_ml_lead_starts_a_run_from_the_form(client) -> None:  # type: ignore[no-
     assert run.job.kind == "answer_run" and run.review_overlap == 2
     bad = client.post(url, {**form, "base_url": "ftp://x"})
     assert bad.status_code == 200 and "must start with http" in bad.content.decode()
+
+
+def test_hf_local_prompt_over_the_context_is_a_failure_per_query(indexed, tiny_lm) -> None:  # type: ignore[no-untyped-def]
+    run = _run(indexed, abstain_threshold=-1.0, backend="hf-local", passages_k=8,
+               backend_settings={"model_path": str(tiny_lm), "max_new_tokens": 4})  # fmt: skip
+    kinds = set(run.answers.values_list("error_kind", flat=True))
+    assert run.is_complete and kinds <= {"context", ""} and "context" in kinds
+    assert run.summary["failures"]["context"] == run.summary["counts"]["failed"] > 0

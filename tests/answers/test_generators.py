@@ -175,23 +175,6 @@ def test_gate_abstains_before_calling_a_model() -> None:
 # --- hf-local, with a tiny GPT-2 built from a config and the MiniLM WordPiece tokenizer ----------------------------
 
 
-@pytest.fixture(scope="module")
-def tiny_lm(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    import torch
-    from transformers import AutoTokenizer, GPT2Config, GPT2LMHeadModel
-
-    from workbench.retrieval.encoders import base_model_path
-
-    out = tmp_path_factory.mktemp("lm") / "tiny-gpt2"
-    tokenizer = AutoTokenizer.from_pretrained(str(base_model_path()), local_files_only=True)
-    torch.manual_seed(0)
-    config = GPT2Config(vocab_size=len(tokenizer), n_positions=512, n_embd=32, n_layer=1, n_head=2,
-                        bos_token_id=tokenizer.cls_token_id, eos_token_id=tokenizer.sep_token_id)  # fmt: skip
-    GPT2LMHeadModel(config).save_pretrained(str(out))
-    tokenizer.save_pretrained(str(out))
-    return out
-
-
 def test_hf_local_generates_and_parses(tiny_lm: Path) -> None:
     from evaluation.answering.hf_local import HFLocalGenerator
 
