@@ -113,7 +113,7 @@ class AnswerRun(models.Model):
     # Never a secret: the openai-compatible backend stores the NAME of the environment variable holding the key.
     backend_settings = models.JSONField(default=dict, blank=True)
     citation_policy = models.CharField(max_length=20, choices=Policy.choices, default=Policy.EACH_CLAIM)
-    abstain_threshold = models.FloatField(default=0.35, help_text="Abstain when the best sentence scores below this.")
+    abstain_threshold = models.FloatField(default=0.6, help_text="Abstain when the best sentence scores below this.")
     passages_k = models.PositiveIntegerField(default=5, help_text="Passages retrieved and shown to the generator.")
     review_overlap = models.PositiveSmallIntegerField(default=1, help_text="Reviews wanted per answer.")
     gold = models.CharField(max_length=20, blank=True, help_text="Gold evidence source (scifact) or empty.")

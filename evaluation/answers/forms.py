@@ -23,8 +23,10 @@ class AnswerRunForm(forms.Form):
     backend = forms.ChoiceField(choices=AnswerRun.Backend.choices, initial="extractive", label="Generator backend")
     citation_policy = forms.ChoiceField(choices=AnswerRun.Policy.choices, initial="each-claim")
     abstain_threshold = forms.FloatField(
-        initial=0.35, label="Abstention threshold",
-        help_text="Cosine similarity (index encoder) of the best sentence to the query; below it the system abstains.",
+        initial=0.6, label="Abstention threshold",
+        help_text="Cosine similarity (index encoder) of the best sentence to the query; below it the system abstains. "
+        "On SciFact with MiniLM, 0.6 abstains on 39 % of the claims without retrieved evidence and answers 93 % "
+        "of the rest (bench/answers_scifact.py).",
     )  # fmt: skip
     passages_k = forms.IntegerField(initial=5, min_value=1, max_value=20, label="Passages per answer")
     review_overlap = forms.IntegerField(initial=1, min_value=1, max_value=5, label="Reviews per answer")

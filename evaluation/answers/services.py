@@ -118,7 +118,7 @@ def answer_run_start(
     backend: str = "extractive",
     backend_settings: Mapping[str, Any] | None = None,
     citation_policy: str = "each-claim",
-    abstain_threshold: float = 0.35,
+    abstain_threshold: float = 0.6,
     passages_k: int = 5,
     review_overlap: int = 1,
     gold: str = "",

@@ -87,7 +87,7 @@ class Migration(migrations.Migration):
                 ('backend', models.CharField(choices=[('extractive', 'Extractive (no model, cites the best sentences)'), ('hf-local', 'Local causal LM (optionally with a LoRA adapter)'), ('openai-compatible', 'OpenAI-compatible server')], default='extractive', max_length=20)),
                 ('backend_settings', models.JSONField(blank=True, default=dict)),
                 ('citation_policy', models.CharField(choices=[('each-claim', 'Every sentence cites a supporting passage'), ('at-least-one', 'At least one citation per answer')], default='each-claim', max_length=20)),
-                ('abstain_threshold', models.FloatField(default=0.35, help_text='Abstain when the best sentence scores below this.')),
+                ('abstain_threshold', models.FloatField(default=0.6, help_text='Abstain when the best sentence scores below this.')),
                 ('passages_k', models.PositiveIntegerField(default=5, help_text='Passages retrieved and shown to the generator.')),
                 ('review_overlap', models.PositiveSmallIntegerField(default=1, help_text='Reviews wanted per answer.')),
                 ('gold', models.CharField(blank=True, help_text='Gold evidence source (scifact) or empty.', max_length=20)),
