@@ -24,3 +24,6 @@ def evaluation_run(job: Job, report: JobReporter) -> dict:
     return eval_run_execute(
         eval_run=run, job=job, progress=lambda f, m: report.progress(f, m, force=f >= 0.9), log=report.log
     )
+
+
+from evaluation.answers import tasks as answer_tasks  # noqa: E402, F401  (registers the answer-run job kinds)

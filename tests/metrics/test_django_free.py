@@ -11,6 +11,14 @@ SCRIPT = """
 import sys
 import evaluation.metrics as m
 from evaluation.metrics import errors, ranking, report, semantics, significance, slices, trec_files, trec_metrics
+from evaluation.metrics import citations
+import evaluation.answering as answering
+from evaluation.answering import base, extractive, gold, hf_local, judges, openai_compatible, pipeline, prompt
+from evaluation.answering import sentences
+p = answering.RetrievedPassage(1, 1, "d", "", "B12 levels rise here.", 1.0)
+assert answering.ExtractiveGenerator().generate("b12 levels", [p]).claims
+assert citations.summarize([citations.AnswerJudgement("q", abstained=False)])["slices"]["all"]["n"] == 1
+assert citations.cohen_kappa(["a", "b", "a"], ["a", "b", "b"]) is not None
 r = m.evaluate_and_compare({"a": {"q": {"d": 1.0}}, "b": {"q": {"d": 0.5, "e": 1.0}}}, {"q": {"d": 1}}, resamples=20)
 assert r.comparisons["b"].cells
 leaked = sorted(name for name in sys.modules if name == "django" or name.startswith("django."))

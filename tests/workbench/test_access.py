@@ -7,6 +7,7 @@ from django.test import Client
 from django.urls import get_resolver, reverse
 
 from releases.models import Release
+from tests.answers.factories import make_finished_answer_run
 from tests.evaluation.factories import make_finished_eval
 from tests.factories import PASSWORD, make_corpus, make_project, make_user
 from workbench.models import Document, IndexVersion, Job, Membership, ModelVersion, Role, SearchConfiguration
@@ -93,6 +94,15 @@ URLS: dict[str, tuple[Capability, str]] = {
     "labeling:mining_new": (Capability.RUN_JOBS, "get"),
     "labeling:audit": (Capability.JUDGE, "get"),
     "labeling:audit_submit": (Capability.JUDGE, "post"),
+    "evaluation:answers_list": (Capability.VIEW, "get"),
+    "evaluation:answers_new": (Capability.RUN_JOBS, "get"),
+    "evaluation:answers_compare": (Capability.VIEW, "get"),
+    "evaluation:answers_flags": (Capability.VIEW, "get"),
+    "evaluation:answers_detail": (Capability.VIEW, "get"),
+    "evaluation:answers_answer": (Capability.VIEW, "get"),
+    "evaluation:answers_review": (Capability.REVIEW, "get"),
+    "evaluation:answers_flag": (Capability.REVIEW, "post"),
+    "evaluation:answers_judge": (Capability.RUN_JOBS, "post"),
 }
 
 
@@ -172,6 +182,8 @@ def world():  # type: ignore[no-untyped-def]
     evaluation = make_finished_eval(project)  # read-only pages: one finished evaluation serves every caller
     eval_config = evaluation.configs.first()
     eval_query = project.queries.get(external_id=eval_config.results["metrics"]["qids"][0])
+    answer_run = make_finished_answer_run(project, answers=1)
+    answer = answer_run.answers.first()
 
     def targets() -> dict:
         """Fresh objects for each caller: allowed deletes must not leave the next role a 404."""
@@ -215,6 +227,11 @@ def world():  # type: ignore[no-untyped-def]
             "unjudged_csv": {"pk": evaluation.pk},
             "run_file": {"pk": evaluation.pk, "config_pk": eval_config.pk},
             **labeling_targets(),
+            "answers_detail": {"pk": answer_run.pk},
+            "answers_answer": {"pk": answer_run.pk, "answer_pk": answer.pk},
+            "answers_review": {"pk": answer_run.pk},
+            "answers_flag": {"pk": answer_run.pk},
+            "answers_judge": {"pk": answer_run.pk},
         }
 
     return project, other, targets

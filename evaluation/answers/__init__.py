@@ -1,0 +1,1 @@
+"""Answer runs and their human QA: services (writes), selectors (reads), views, forms, task."""
