@@ -49,5 +49,6 @@ urlpatterns = [
     path("accounts/tokens/", search_views.tokens_page, name="tokens"),
     path("api/", api.urls),  # namespace "api"
     path("", include("evaluation.urls")),
+    path("", include("training.urls")),
     path("", include((app_patterns, "workbench"))),
 ]

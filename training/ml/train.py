@@ -61,6 +61,7 @@ class TrainResult:
     warnings: list[str] = field(default_factory=list)
     counts: dict[str, int] = field(default_factory=dict)
     manifest: dict[str, Any] = field(default_factory=dict)
+    model: Any = field(default=None, repr=False)  # the selected model, in memory
 
     @property
     def verdict(self) -> str:
@@ -360,6 +361,7 @@ def train_bi_encoder(
         trainer.train()
         train_seconds = time.monotonic() - started[0]
         result = _finish(trainer, metric, base_dev, train_seconds, t_start, prepared)
+        result.model = model
         dest = Path(output_dir)
         keep = keep_if_not_improved or result.improved is not False
         result.artifact_path, result.manifest = _save(
@@ -546,6 +548,7 @@ def train_cross_encoder(
         log(f"training {total} steps on {len(dataset)} rows (batch {config.batch_size}) on {device_name()}")
         trainer.train()
         result = _finish(trainer, metric, base_dev, time.monotonic() - started[0], t_start, prepared)
+        result.model = model
         keep = keep_if_not_improved or result.improved is not False
         result.artifact_path, result.manifest = _save(
             model,
