@@ -8,6 +8,7 @@ base on dev (or when there is no dev split to tell), and builds the index / save
 from __future__ import annotations
 
 import time
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
@@ -18,7 +19,7 @@ from django.utils import timezone
 from labeling.models import LabelSnapshot
 from labeling.selectors import snapshot_data
 from labeling.services.snapshots import DEFAULT_DEV_FRACTION, snapshot_freeze
-from training.ml.config import BiEncoderConfig, CrossEncoderConfig, TrainingInputError, config_from_dict
+from training.ml.config import BiEncoderConfig, CrossEncoderConfig, LoraSettings, TrainingInputError, config_from_dict
 from training.ml.train import TrainingHooks, TrainResult, train_bi_encoder, train_cross_encoder
 from training.models import TrainingRun
 from training.selectors import training_corpus
@@ -49,7 +50,8 @@ def training_config(kind: str, params: dict[str, Any]) -> BiEncoderConfig | Cros
         if value is None:
             continue
         if key in ("mining", "lora") and isinstance(value, dict):
-            merged[key] = {**(merged.get(key) or {}), **{k: v for k, v in value.items() if v is not None}}
+            start = merged.get(key) or asdict(LoraSettings())
+            merged[key] = {**start, **{k: v for k, v in value.items() if v is not None}}
         else:
             merged[key] = value
     try:

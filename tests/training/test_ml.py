@@ -21,7 +21,25 @@ from workbench.retrieval.testing import build_tiny_encoder
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 EMBED_ATOL = 1e-5  # float32 reload of identical weights: only summation-order noise is allowed
-WORDS = "cell protein gene cancer virus immune brain heart lung blood drug dose trial mouse human liver bone".split()
+WORDS = [
+    "cell",
+    "protein",
+    "gene",
+    "cancer",
+    "virus",
+    "immune",
+    "brain",
+    "heart",
+    "lung",
+    "blood",
+    "drug",
+    "dose",
+    "trial",
+    "mouse",
+    "human",
+    "liver",
+    "bone",
+]
 
 
 def toy_snapshot(n: int = 40, *, dev_every: int = 5, test_every: int = 7) -> SnapshotData:

@@ -6,8 +6,10 @@ import pytest
 from django.test import Client
 from django.urls import get_resolver, reverse
 
+from labeling.models import LabelSnapshot
 from tests.evaluation.factories import make_finished_eval
 from tests.factories import PASSWORD, make_corpus, make_project, make_user
+from training.models import TrainingRun
 from workbench.models import Document, IndexVersion, Job, Membership, ModelVersion, Role, SearchConfiguration
 from workbench.roles import ROLES_FOR, Capability
 
@@ -55,6 +57,12 @@ URLS: dict[str, tuple[Capability, str]] = {
     "evaluation:report_csv": (Capability.VIEW, "get"),
     "evaluation:unjudged_csv": (Capability.VIEW, "get"),
     "evaluation:run_file": (Capability.VIEW, "get"),
+    "training:list": (Capability.VIEW, "get"),
+    "training:new": (Capability.RUN_JOBS, "get"),
+    "training:run": (Capability.VIEW, "get"),
+    "training:run_status": (Capability.VIEW, "get"),
+    "training:run_index": (Capability.RUN_JOBS, "post"),
+    "training:run_configure": (Capability.RUN_JOBS, "post"),
 }
 
 
@@ -89,6 +97,14 @@ def world():  # type: ignore[no-untyped-def]
     evaluation = make_finished_eval(project)  # read-only pages: one finished evaluation serves every caller
     eval_config = evaluation.configs.first()
     eval_query = project.queries.get(external_id=eval_config.results["metrics"]["qids"][0])
+    snapshot = LabelSnapshot.objects.create(
+        project=project, corpus=corpus, corpus_version=0, name="snap", source="imported", content_hash="h",
+        relevance_threshold=1, grade_min=0, grade_max=1,
+    )  # fmt: skip
+    training_run = TrainingRun.objects.create(
+        project=project, name="run", snapshot=snapshot, kind="bi_encoder", base=encoder,
+        job=Job.objects.create(project=project, kind="training_run", title="t", status="succeeded"),
+    )  # fmt: skip
 
     def targets() -> dict:
         """Fresh objects for each caller: allowed deletes must not leave the next role a 404."""
@@ -124,6 +140,10 @@ def world():  # type: ignore[no-untyped-def]
             "report_csv": {"pk": evaluation.pk},
             "unjudged_csv": {"pk": evaluation.pk},
             "run_file": {"pk": evaluation.pk, "config_pk": eval_config.pk},
+            "run": {"pk": training_run.pk},
+            "run_status": {"pk": training_run.pk},
+            "run_index": {"pk": training_run.pk},
+            "run_configure": {"pk": training_run.pk},
         }
 
     return project, other, targets
