@@ -227,7 +227,7 @@ def _record(*, run: TrainingRun, job: Job, result: TrainResult, wall_s: float) -
         "train_seconds": round(result.train_seconds, 1),
         "wall_seconds": round(wall_s, 1),
         "counts": result.counts,
-        "hardware": result.manifest.get("hardware") or {},
+        "hardware": result.hardware,
     }
     with transaction.atomic():
         version = None

@@ -61,6 +61,7 @@ class TrainResult:
     warnings: list[str] = field(default_factory=list)
     counts: dict[str, int] = field(default_factory=dict)
     manifest: dict[str, Any] = field(default_factory=dict)
+    hardware: dict[str, Any] = field(default_factory=dict)
     model: Any = field(default=None, repr=False)  # the selected model, in memory
 
     @property
@@ -234,7 +235,7 @@ def _manifest_and_card(
         counts=result.counts,
         seed=config.seed,
         libraries=library_versions(),
-        hardware=hardware(),
+        hardware=result.hardware,
         warnings=result.warnings,
         verdict=result.verdict,
         **extra,
@@ -405,6 +406,7 @@ def _finish(
         dev_history=dev,
         warnings=overfitting_warnings(loss, dev),
         counts=dict(prepared.counts),
+        hardware=hardware(),
     )
 
 
