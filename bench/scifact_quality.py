@@ -10,7 +10,8 @@ Test evaluation is BEIR-style (document = title + text, 300 test queries, pytrec
 (``build_index`` + ``LoadedIndex.search``; the reranker through ``CrossEncoderReranker``).
 
 Run: nohup .venv/bin/python bench/scifact_quality.py > /tmp/scifact_quality.log 2>&1 &
-Env: BI_BUDGET_S (default 900), CE_BUDGET_S (600), BI_EPOCHS (2), CE_EPOCHS (1).
+Env: BI_BUDGET_S (default 900), CE_BUDGET_S (600), BI_EPOCHS (2), CE_EPOCHS (1), MINING_CACHE (a folder of
+``mine_hard_negatives`` embeddings from an earlier run of the same corpus and base, to skip re-embedding it).
 """
 
 from __future__ import annotations
@@ -112,7 +113,7 @@ def main() -> None:
     counts = {s: len(data.query_ids(s)) for s in ("train", "dev", "test")}
     log(f"snapshot {data.content_hash[:12]}: {counts}, collection {len(collection)} documents")
     base = base_model_path()
-    cache = work / "mining-cache"
+    cache = Path(os.environ["MINING_CACHE"]) if os.environ.get("MINING_CACHE") else work / "mining-cache"
     hooks = TrainingHooks(on_log=log, on_loss=lambda s, v: log(f"    step {s} loss {v:.4f}"))
 
     def on_eval(step: int, m: dict[str, float]) -> None:
@@ -137,20 +138,6 @@ def main() -> None:
     )
     bi_wall = time.perf_counter() - t0
     log(f"bi-encoder: {bi.verdict} ({bi_wall:.0f} s)")
-    t0 = time.perf_counter()
-    ce = train_cross_encoder(
-        data,
-        ce_config,
-        base_path=base,
-        first_stage_path=base,
-        output_dir=work / "reranker",
-        corpus=collection,
-        hooks=hooks,
-        mining_cache_dir=cache,
-    )
-    ce_wall = time.perf_counter() - t0
-    log(f"reranker: {ce.verdict} ({ce_wall:.0f} s)")
-
     # --- test evaluation (BEIR convention) ---
     torch.set_num_threads(2)
     doc_ids, texts = load_corpus()
@@ -178,6 +165,20 @@ def main() -> None:
     log(f"first stages: {json.dumps(rows)}")
     partial = {"benchmark": "scifact_quality", "results": rows, "partial": True}
     write_result("scifact_quality", partial)
+    t0 = time.perf_counter()
+    ce = train_cross_encoder(
+        data,
+        ce_config,
+        base_path=base,
+        first_stage_path=base,
+        output_dir=work / "reranker",
+        corpus=collection,
+        hooks=hooks,
+        mining_cache_dir=cache,
+    )
+    ce_wall = time.perf_counter() - t0
+    log(f"reranker: {ce.verdict} ({ce_wall:.0f} s)")
+
     if ce.artifact_path and ce.improved is not False:
         reranker = CrossEncoderReranker(str(ce.artifact_path), batch_size=32, max_length=ce_config.max_seq_length)
         text_of = dict(zip([str(d) for d in doc_ids.tolist()], texts, strict=True))

@@ -75,6 +75,7 @@ def run_detail(request: HttpRequest, project: Project, pk: int) -> HttpResponse:
         "index": index,
         "served": served_configuration(project),
         "poll_url": f"{request.path}status/",
+        "counts": [(k.replace("_", " ").capitalize(), v) for k, v in (run.metrics.get("counts") or {}).items()],
     }
     return render(request, "training/run.html", context)
 

@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import os
+
 import pytest
 
 from tests.browser.conftest import login
@@ -28,6 +30,9 @@ def test_ml_lead_starts_a_training_run_and_watches_it_succeed_with_a_loss_chart(
     page.fill("input[name=batch_size]", "4")
     page.fill("input[name=epochs]", "1")
     page.fill("input[name=learning_rate]", "0.001")
+    if os.environ.get("SHOT_DIR"):  # for looking at the page by hand
+        page.set_viewport_size({"width": 1400, "height": 900})
+        page.screenshot(path=f"{os.environ['SHOT_DIR']}/training-new.png", full_page=True)
     page.click("form.training-form button[type=submit]")
     page.wait_for_selector("[data-testid=job-status]:has-text('Succeeded')", timeout=120_000)
     run = TrainingRun.objects.get(project=project)
@@ -38,4 +43,8 @@ def test_ml_lead_starts_a_training_run_and_watches_it_succeed_with_a_loss_chart(
     points = page.evaluate("Chart.getChart('job-metric-chart').data.datasets.find(d => d.label === 'loss').data.length")
     assert "loss" in names and "dev_ndcg@10" in names and points >= 1
     assert page.evaluate("document.getElementById('job-metric-chart').width") > 0
+    if os.environ.get("SHOT_DIR"):
+        page.screenshot(path=f"{os.environ['SHOT_DIR']}/training-run.png", full_page=True)
+        page.goto(f"{live_server.url}/p/{project.slug}/training/")
+        page.screenshot(path=f"{os.environ['SHOT_DIR']}/training-list.png", full_page=True)
     assert errors == []

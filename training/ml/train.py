@@ -200,6 +200,19 @@ def overfitting_warnings(loss: list[tuple[int, float]], dev: list[tuple[int, flo
     return []
 
 
+SMALL_DEV = 20
+
+
+def small_dev_warnings(prepared: PreparedData) -> list[str]:
+    n = len(prepared.dev_queries)
+    if 0 < n < SMALL_DEV:
+        return [
+            f"The dev split has only {n} queries: the comparison with the base is noisy; "
+            "label more queries or raise the dev share."
+        ]
+    return []
+
+
 def _seed(seed: int) -> None:
     from transformers import set_seed
 
@@ -396,7 +409,7 @@ def _finish(
     return TrainResult(
         artifact_path=None,
         improved=improved,
-        dev_metric=(metric or "").removeprefix("dev_"),
+        dev_metric=(metric or "").removeprefix("dev_").replace("cosine_", ""),
         base_dev=base_dev,
         best_dev=best,
         steps=int(trainer.state.global_step),
@@ -404,7 +417,7 @@ def _finish(
         total_seconds=time.monotonic() - t_start,
         loss_history=loss,
         dev_history=dev,
-        warnings=overfitting_warnings(loss, dev),
+        warnings=overfitting_warnings(loss, dev) + small_dev_warnings(prepared),
         counts=dict(prepared.counts),
         hardware=hardware(),
     )
