@@ -175,3 +175,13 @@ def test_the_form_starts_a_run_and_explains_every_knob(world, django_capture_on_
     assert "job-metric-chart" in detail and run.get_outcome_display() in detail
     listing = client.get(reverse("training:list", kwargs={"slug": project.slug})).content.decode()
     assert run.name in listing
+
+
+def test_the_status_partial_reloads_the_page_once_the_run_is_over(world, django_capture_on_commit_callbacks):
+    run = _start(world, django_capture_on_commit_callbacks, params={**FAST, "max_steps": 1})
+    client = _client(world)
+    url = reverse("training:run_status", kwargs={"slug": world[0].slug, "pk": run.pk})
+    response = client.get(url, HTTP_HX_REQUEST="true")
+    assert response.status_code == 200 and response["HX-Refresh"] == "true"
+    assert "Succeeded" in response.content.decode()
+    assert "HX-Refresh" not in client.get(url)  # a plain GET is just the card
