@@ -184,6 +184,8 @@ CELERY_TASK_EAGER_PROPAGATES = False
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 # Queue for index builds (cpu unless a GPU worker is configured).
 INDEX_BUILD_QUEUE = env.str("INDEX_BUILD_QUEUE", "cpu", choices=("cpu", "gpu", "default"))
+# Queue for training runs (gpu when a GPU worker exists; training uses CUDA when the worker has it).
+TRAINING_QUEUE = env.str("TRAINING_QUEUE", "cpu", choices=("cpu", "gpu", "default"))
 
 LOG_LEVEL = env.str("LOG_LEVEL", "INFO", choices=("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"))
 LOGGING = {

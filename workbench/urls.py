@@ -52,6 +52,7 @@ urlpatterns = [
     path("", include("evaluation.urls")),
     path("", include("releases.urls")),
     path("", include("labeling.urls")),
+    path("", include("training.urls")),
     path("", include((app_patterns, "workbench"))),
 ]
 

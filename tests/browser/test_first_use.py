@@ -21,7 +21,7 @@ def test_dashboard_leads_an_ml_lead_from_a_corpus_to_building_an_index(page, liv
     step = page.locator("[data-testid=next-step]")
     assert "Next step: build an index" in step.inner_text()
     assert page.locator("[data-stage=corpus]").get_attribute("data-state") == "done"
-    assert "not available yet" in page.locator("[data-stage=training]").inner_text()
+    assert "Training needs judged queries" in page.locator("[data-stage=training]").inner_text()
     assert page.locator("[data-stage=training] a").count() == 0  # placeholders link to no missing page
     step.locator("[data-testid=next-step-action]").click()
     page.wait_for_url(f"{live_server.url}/p/{project.slug}/indexes/#build")

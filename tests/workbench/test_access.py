@@ -6,10 +6,12 @@ import pytest
 from django.test import Client
 from django.urls import get_resolver, reverse
 
+from labeling.models import LabelSnapshot
 from releases.models import Release
 from tests.answers.factories import make_finished_answer_run
 from tests.evaluation.factories import make_finished_eval
 from tests.factories import PASSWORD, make_corpus, make_project, make_user
+from training.models import TrainingRun
 from workbench.models import Document, IndexVersion, Job, Membership, ModelVersion, Role, SearchConfiguration
 from workbench.roles import ROLES_FOR, Capability
 
@@ -103,6 +105,12 @@ URLS: dict[str, tuple[Capability, str]] = {
     "evaluation:answers_review": (Capability.REVIEW, "get"),
     "evaluation:answers_flag": (Capability.REVIEW, "post"),
     "evaluation:answers_judge": (Capability.RUN_JOBS, "post"),
+    "training:list": (Capability.VIEW, "get"),
+    "training:new": (Capability.RUN_JOBS, "get"),
+    "training:run": (Capability.VIEW, "get"),
+    "training:run_status": (Capability.VIEW, "get"),
+    "training:run_index": (Capability.RUN_JOBS, "post"),
+    "training:run_configure": (Capability.RUN_JOBS, "post"),
 }
 
 
@@ -184,6 +192,14 @@ def world():  # type: ignore[no-untyped-def]
     eval_query = project.queries.get(external_id=eval_config.results["metrics"]["qids"][0])
     answer_run = make_finished_answer_run(project, answers=1)
     answer = answer_run.answers.first()
+    snapshot = LabelSnapshot.objects.create(
+        project=project, corpus=corpus, corpus_version=0, name="snap", source="imported", content_hash="h",
+        relevance_threshold=1, grade_min=0, grade_max=1,
+    )  # fmt: skip
+    training_run = TrainingRun.objects.create(
+        project=project, name="run", snapshot=snapshot, kind="bi_encoder", base=encoder,
+        job=Job.objects.create(project=project, kind="training_run", title="t", status="succeeded"),
+    )  # fmt: skip
 
     def targets() -> dict:
         """Fresh objects for each caller: allowed deletes must not leave the next role a 404."""
@@ -232,6 +248,10 @@ def world():  # type: ignore[no-untyped-def]
             "answers_review": {"pk": answer_run.pk},
             "answers_flag": {"pk": answer_run.pk},
             "answers_judge": {"pk": answer_run.pk},
+            "run": {"pk": training_run.pk},
+            "run_status": {"pk": training_run.pk},
+            "run_index": {"pk": training_run.pk},
+            "run_configure": {"pk": training_run.pk},
         }
 
     return project, other, targets

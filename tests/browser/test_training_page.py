@@ -1,0 +1,50 @@
+from __future__ import annotations
+
+import os
+
+import pytest
+
+from tests.browser.conftest import login
+from tests.factories import PASSWORD, make_indexed_project
+from training.models import TrainingRun
+
+pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
+
+
+def test_ml_lead_starts_a_training_run_and_watches_it_succeed_with_a_loss_chart(
+    page, live_server, scifact_dir, tiny_encoder_path, eager_celery
+) -> None:  # type: ignore[no-untyped-def]
+    project, _, corpus, encoder, _ = make_indexed_project(scifact_dir, tiny_encoder_path)
+    errors: list[str] = []
+    page.on("pageerror", lambda exc: errors.append(str(exc)))
+
+    login(page, live_server, "lead", PASSWORD)
+    page.goto(f"{live_server.url}/p/{project.slug}/")
+    page.click("nav.project-nav >> text=Training")
+    page.click("text=New training run")
+    # a tiny base registered by path stands in for MiniLM; labels are frozen into a new snapshot from the form
+    page.select_option("select[name=base]", str(encoder.pk))
+    page.select_option("select[name=freeze_source]", "imported")
+    page.select_option("select[name=corpus]", str(corpus.pk))
+    page.fill("input[name=max_seq_length]", "32")
+    page.fill("input[name=batch_size]", "4")
+    page.fill("input[name=epochs]", "1")
+    page.fill("input[name=learning_rate]", "0.001")
+    if os.environ.get("SHOT_DIR"):  # for looking at the page by hand
+        page.set_viewport_size({"width": 1400, "height": 900})
+        page.screenshot(path=f"{os.environ['SHOT_DIR']}/training-new.png", full_page=True)
+    page.click("form.training-form button[type=submit]")
+    page.wait_for_selector("[data-testid=job-status]:has-text('Succeeded')", timeout=120_000)
+    run = TrainingRun.objects.get(project=project)
+    assert run.outcome in ("improved", "not_improved")
+    assert run.get_outcome_display() in page.locator("[data-testid=run-outcome]").inner_text()
+    page.wait_for_function("document.getElementById('job-metric-chart') && Chart.getChart('job-metric-chart')")
+    names = page.evaluate("Chart.getChart('job-metric-chart').data.datasets.map(d => d.label)")
+    points = page.evaluate("Chart.getChart('job-metric-chart').data.datasets.find(d => d.label === 'loss').data.length")
+    assert "loss" in names and "dev_ndcg@10" in names and points >= 1
+    assert page.evaluate("document.getElementById('job-metric-chart').width") > 0
+    if os.environ.get("SHOT_DIR"):
+        page.screenshot(path=f"{os.environ['SHOT_DIR']}/training-run.png", full_page=True)
+        page.goto(f"{live_server.url}/p/{project.slug}/training/")
+        page.screenshot(path=f"{os.environ['SHOT_DIR']}/training-list.png", full_page=True)
+    assert errors == []

@@ -1,0 +1,186 @@
+"""The start form of a training run: every knob has a default and a one-line explanation."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django import forms
+
+from labeling.models import LabelSnapshot
+from training.ml.config import BiEncoderConfig, CrossEncoderConfig
+from workbench.models import Corpus, ModelVersion, Project
+
+BI, CE = BiEncoderConfig(), CrossEncoderConfig()
+BASE_BUILTIN = ""
+
+
+def _num(cls: type[forms.Field], label: str, help_text: str, **kw: Any) -> forms.Field:
+    return cls(label=label, required=False, help_text=help_text, **kw)
+
+
+class TrainingRunForm(forms.Form):
+    name = forms.CharField(max_length=200, required=False, help_text="Blank: named after the snapshot and kind.")
+    snapshot = forms.ModelChoiceField(
+        queryset=LabelSnapshot.objects.none(),
+        required=False,
+        help_text="Trains on its train split; selects the best checkpoint on dev. Held-out queries are never used.",
+    )
+    freeze_source = forms.ChoiceField(
+        choices=[("", "—"), ("imported", "Imported judgments"), ("gold", "Gold labels (every judgment, gold rule)")],
+        required=False,
+        label="…or freeze a new snapshot from",
+        help_text="Freezes the corpus's labels now (test/held-out queries go to test; dev is carved from the rest).",
+    )
+    corpus = forms.ModelChoiceField(queryset=Corpus.objects.none(), required=False, help_text="For a new snapshot.")
+    dev_fraction = forms.FloatField(
+        required=False, label="Dev share", help_text="New snapshot: share of non-held-out queries kept for dev; 0.15."
+    )
+    kind = forms.ChoiceField(
+        choices=[("bi_encoder", "Bi-encoder (first-stage retriever)"), ("cross_encoder", "Cross-encoder reranker")],
+        initial="bi_encoder",
+        widget=forms.RadioSelect,
+        help_text="A bi-encoder needs a new index; a reranker rescores the top results of any index.",
+    )
+    base = forms.ChoiceField(
+        required=False,
+        help_text="What training starts from. A reranker from a bi-encoder gets a fresh scoring head.",
+    )
+    first_stage = forms.ModelChoiceField(
+        queryset=ModelVersion.objects.none(),
+        required=False,
+        label="Mining model (reranker)",
+        help_text="Bi-encoder whose top results give the reranker its hard negatives; blank: the built-in encoder.",
+    )
+    loss = forms.ChoiceField(
+        choices=[
+            ("", "Default (MNRL / BCE)"),
+            ("mnrl", "Bi-encoder: multiple negatives ranking"),
+            ("cached_mnrl", "Bi-encoder: cached MNRL (big batch, little memory)"),
+            ("bce", "Reranker: binary cross-entropy, positives weighted"),
+            ("lambda", "Reranker: LambdaLoss (listwise)"),
+        ],
+        required=False,
+        help_text="In-batch negatives for bi-encoders; pointwise or listwise for rerankers.",
+    )
+    learning_rate = _num(forms.FloatField, "Learning rate", f"Step size; default {BI.learning_rate:g}.")
+    epochs = _num(forms.FloatField, "Epochs", f"Passes over the train split; default {BI.epochs:g}.")
+    batch_size = _num(
+        forms.IntegerField,
+        "Batch size",
+        f"Queries per step (more = more in-batch negatives); default {BI.batch_size} / {CE.batch_size} (reranker).",
+    )
+    warmup_ratio = _num(
+        forms.FloatField, "Warmup share", f"Share of steps with a rising rate; default {BI.warmup_ratio}."
+    )
+    max_seq_length = _num(
+        forms.IntegerField, "Max sequence length", f"Tokens per text; longer is slower; default {BI.max_seq_length}."
+    )
+    num_negatives = _num(
+        forms.IntegerField,
+        "Hard negatives per query",
+        f"Mined with the base model; default {BI.mining.num_negatives} / {CE.mining.num_negatives} (reranker).",
+    )
+    relative_margin = _num(
+        forms.FloatField,
+        "Relative margin",
+        f"Drop candidates within this share of the positive's score (likely unlabelled positives); default "
+        f"{BI.mining.relative_margin}.",
+    )
+    range_max = _num(
+        forms.IntegerField, "Mining depth", f"Look for negatives in the top this many; default {BI.mining.range_max}."
+    )
+    matryoshka_dims = forms.CharField(
+        required=False,
+        help_text="Bi-encoder: comma-separated dimensions to also train truncated embeddings for (e.g. 384,256,128).",
+    )
+    max_minutes = _num(
+        forms.FloatField,
+        "Time budget (minutes)",
+        "Stop after this long and keep the best checkpoint so far; blank: no limit.",
+    )
+    seed = _num(forms.IntegerField, "Seed", "Same snapshot + parameters + seed = same run; default 0.")
+    lora = forms.BooleanField(required=False, label="LoRA adapter", help_text="Train a small adapter on a frozen base.")
+    lora_rank = _num(forms.IntegerField, "LoRA rank", "Adapter size; default 8.")
+    lora_alpha = _num(forms.IntegerField, "LoRA alpha", "Adapter scaling; default 16.")
+    lora_dropout = _num(forms.FloatField, "LoRA dropout", "Default 0.1.")
+    lora_targets = forms.CharField(
+        required=False, label="LoRA target modules", help_text="Comma-separated module names; default query,value."
+    )
+
+    def __init__(self, *args: Any, project: Project, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.project = project
+        self.fields["snapshot"].queryset = LabelSnapshot.objects.filter(project=project).order_by("-created_at")
+        self.fields["corpus"].queryset = Corpus.objects.filter(project=project).order_by("name")
+        models = ModelVersion.objects.filter(project=project).exclude(kind=ModelVersion.Kind.LORA_ADAPTER)
+        self.fields["base"].choices = [(BASE_BUILTIN, "all-MiniLM-L6-v2 (built in)")] + [
+            (str(m.pk), f"{m.name} · {m.get_kind_display()}")
+            for m in models.order_by("kind", "name")
+            if not (m.kind == ModelVersion.Kind.CROSS_ENCODER and not m.usable_for_search)
+            and m.source != ModelVersion.Source.BUILTIN
+        ]
+        self.fields["first_stage"].queryset = models.filter(kind=ModelVersion.Kind.BI_ENCODER)
+
+    def clean_matryoshka_dims(self) -> tuple[int, ...]:
+        raw = self.cleaned_data["matryoshka_dims"].replace(" ", "")
+        try:
+            return tuple(int(x) for x in raw.split(",") if x)
+        except ValueError:
+            raise forms.ValidationError("Give whole numbers separated by commas.") from None
+
+    def clean_base(self) -> ModelVersion | None:
+        value = self.cleaned_data["base"]
+        if value == BASE_BUILTIN:
+            return None
+        found = ModelVersion.objects.filter(project=self.project, pk=value).first()
+        if found is None:
+            raise forms.ValidationError("Unknown model.")
+        return found
+
+    def clean(self) -> dict[str, Any]:
+        data = super().clean()
+        loss, kind = data.get("loss"), data.get("kind")
+        if loss and kind and (loss in ("mnrl", "cached_mnrl")) != (kind == "bi_encoder"):
+            self.add_error("loss", "That loss is for the other kind of model.")
+        if not data.get("snapshot"):
+            if not data.get("freeze_source"):
+                self.add_error("snapshot", "Pick a snapshot, or freeze a new one.")
+            elif not data.get("corpus"):
+                self.add_error("corpus", "Pick the corpus whose labels to freeze.")
+        return data
+
+    SECTIONS = [
+        ("What to train", ["name", "kind", "base", "first_stage", "loss"]),
+        ("Labels", ["snapshot", "freeze_source", "corpus", "dev_fraction"]),
+        (
+            "Optimisation",
+            ["learning_rate", "epochs", "batch_size", "warmup_ratio", "max_seq_length", "max_minutes", "seed"],
+        ),
+        ("Hard negatives", ["num_negatives", "relative_margin", "range_max", "matryoshka_dims"]),
+        ("LoRA", ["lora", "lora_rank", "lora_alpha", "lora_dropout", "lora_targets"]),
+    ]
+
+    def params(self) -> dict[str, Any]:
+        """The recipe overrides (None = the kind's default), as ``training.services.training_config`` takes them."""
+        d = self.cleaned_data
+        params: dict[str, Any] = {
+            k: d.get(k) for k in ("learning_rate", "epochs", "batch_size", "warmup_ratio", "max_seq_length", "seed")
+        }
+        params["loss"] = d.get("loss") or None
+        params["max_train_seconds"] = d["max_minutes"] * 60 if d.get("max_minutes") else None
+        params["mining"] = {
+            "num_negatives": d.get("num_negatives"),
+            "relative_margin": d.get("relative_margin"),
+            "range_max": d.get("range_max"),
+        }
+        if d.get("kind") == "bi_encoder" and d.get("matryoshka_dims"):
+            params["matryoshka_dims"] = list(d["matryoshka_dims"])
+        if d.get("lora"):
+            targets = [t.strip() for t in (d.get("lora_targets") or "").split(",") if t.strip()]
+            params["lora"] = {
+                "rank": d.get("lora_rank") or 8,
+                "alpha": d.get("lora_alpha") or 16,
+                "dropout": d.get("lora_dropout") if d.get("lora_dropout") is not None else 0.1,
+                "target_modules": targets or ["query", "value"],
+            }
+        return params

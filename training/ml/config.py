@@ -1,0 +1,154 @@
+"""Training recipes as plain dataclasses, with the range checks a form and a notebook share.
+
+Defaults are chosen to be safe on any collection, not tuned to one: a small learning rate, few epochs, hard negatives
+mined outside a relative margin of the positive (so unlabelled relevant passages are rarely used as negatives), and
+model selection on the dev split with the base kept when dev does not improve.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+
+class TrainingInputError(ValueError):
+    """Bad training input (snapshot or hyperparameters), with a message a user can read."""
+
+
+@dataclass(frozen=True)
+class LoraSettings:
+    rank: int = 8
+    alpha: int = 16
+    dropout: float = 0.1
+    target_modules: tuple[str, ...] = ("query", "value")
+
+    def check(self) -> None:
+        _within("LoRA rank", self.rank, 1, 256)
+        _within("LoRA alpha", self.alpha, 1, 1024)
+        _within("LoRA dropout", self.dropout, 0.0, 0.9)
+        if not self.target_modules or not all(str(m).strip() for m in self.target_modules):
+            raise TrainingInputError("Name at least one LoRA target module (e.g. query, value).")
+
+
+@dataclass(frozen=True)
+class MiningSettings:
+    """Hard negatives from ``sentence_transformers.util.mine_hard_negatives`` with the base model."""
+
+    num_negatives: int = 1  # per query; each one adds a passage to every training row
+    range_min: int = 0  # skip this many top candidates
+    range_max: int = 50  # look no deeper than this rank
+    relative_margin: float = 0.05  # drop candidates scoring within 5 % of the positive (likely unlabelled positives)
+
+    def check(self) -> None:
+        _within("Negatives per query", self.num_negatives, 0, 16)
+        _within("Mining range start", self.range_min, 0, 1000)
+        _within("Mining range end", self.range_max, 1, 2000)
+        if self.num_negatives and self.range_max - self.range_min < self.num_negatives:
+            raise TrainingInputError("The mining rank window must hold at least as many candidates as negatives.")
+        _within("Relative margin", self.relative_margin, 0.0, 0.5)
+
+
+@dataclass(frozen=True)
+class CommonSettings:
+    learning_rate: float = 2e-5
+    epochs: float = 1.0
+    batch_size: int = 32
+    warmup_ratio: float = 0.1
+    weight_decay: float = 0.01
+    max_seq_length: int = 256
+    seed: int = 0
+    eval_steps: int = 0  # 0: about four evaluations per run
+    max_train_seconds: float = 0.0  # 0: no time budget; otherwise stop (and keep the best checkpoint) after this
+    max_steps: int = 0  # 0: by epochs
+    dev_corpus_max: int = 1000  # documents the dev evaluation ranks (positives + base top candidates + sample)
+
+    def check(self) -> None:
+        _within("Learning rate", self.learning_rate, 1e-7, 1e-2)
+        _within("Epochs", self.epochs, 0.01, 50)
+        _within("Batch size", self.batch_size, 2, 1024)
+        _within("Warmup share", self.warmup_ratio, 0.0, 0.5)
+        _within("Weight decay", self.weight_decay, 0.0, 1.0)
+        _within("Max sequence length", self.max_seq_length, 16, 8192)
+        _within("Seed", self.seed, 0, 2**31 - 1)
+        _within("Evaluation interval", self.eval_steps, 0, 100_000)
+        _within("Time budget", self.max_train_seconds, 0, 7 * 24 * 3600)
+        _within("Max steps", self.max_steps, 0, 10_000_000)
+        _within("Dev corpus size", self.dev_corpus_max, 10, 1_000_000)
+
+
+@dataclass(frozen=True)
+class BiEncoderConfig(CommonSettings):
+    loss: str = "mnrl"  # mnrl | cached_mnrl
+    mini_batch_size: int = 16  # cached_mnrl only: memory-bound chunk of the big batch
+    matryoshka_dims: tuple[int, ...] = ()
+    mining: MiningSettings = field(default_factory=MiningSettings)
+    lora: LoraSettings | None = None
+
+    kind = "bi_encoder"
+
+    def check(self) -> None:
+        super().check()
+        if self.loss not in ("mnrl", "cached_mnrl"):
+            raise TrainingInputError(f"Unknown bi-encoder loss {self.loss!r}: use mnrl or cached_mnrl.")
+        _within("Mini-batch size", self.mini_batch_size, 1, 1024)
+        for dim in self.matryoshka_dims:
+            _within("Matryoshka dimension", dim, 8, 8192)
+        self.mining.check()
+        if self.lora:
+            self.lora.check()
+
+    def as_dict(self) -> dict[str, Any]:
+        return _as_dict(self)
+
+
+@dataclass(frozen=True)
+class CrossEncoderConfig(CommonSettings):
+    learning_rate: float = 2e-5
+    batch_size: int = 16
+    loss: str = "bce"  # bce | lambda
+    pos_weight: float = 0.0  # bce: weight of positives; 0 = negatives per positive (balances the classes)
+    mining: MiningSettings = field(default_factory=lambda: MiningSettings(num_negatives=3))
+    lora: LoraSettings | None = None
+
+    kind = "cross_encoder"
+
+    def check(self) -> None:
+        super().check()
+        if self.loss not in ("bce", "lambda"):
+            raise TrainingInputError(f"Unknown reranker loss {self.loss!r}: use bce or lambda.")
+        _within("Positive weight", self.pos_weight, 0.0, 100.0)
+        self.mining.check()
+        if self.mining.num_negatives < 1:
+            raise TrainingInputError("A reranker needs at least one negative per query.")
+        if self.lora:
+            self.lora.check()
+
+    def as_dict(self) -> dict[str, Any]:
+        return _as_dict(self)
+
+
+def _as_dict(config: Any) -> dict[str, Any]:
+    out = asdict(config)
+    out["kind"] = config.kind
+    return out
+
+
+def config_from_dict(kind: str, values: dict[str, Any]) -> BiEncoderConfig | CrossEncoderConfig:
+    """Rebuild a config from ``as_dict`` output (what a run stores)."""
+    values = {k: v for k, v in values.items() if k != "kind"}
+    mining = MiningSettings(**values.pop("mining", {}) or {})
+    lora_values = values.pop("lora", None)
+    lora = (
+        LoraSettings(**{**lora_values, "target_modules": tuple(lora_values["target_modules"])}) if lora_values else None
+    )
+    if "matryoshka_dims" in values:
+        values["matryoshka_dims"] = tuple(values["matryoshka_dims"])
+    cls = {"bi_encoder": BiEncoderConfig, "cross_encoder": CrossEncoderConfig}.get(kind)
+    if cls is None:
+        raise TrainingInputError(f"Unknown training kind {kind!r}.")
+    return cls(**values, mining=mining, lora=lora)
+
+
+def _within(name: str, value: float, low: float, high: float) -> None:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not low <= value <= high:
+        raise TrainingInputError(f"{name} must be between {low:g} and {high:g} (got {value!r}).")
