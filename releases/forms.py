@@ -4,7 +4,7 @@ from typing import Any
 
 from django import forms
 
-from evaluation.models import EvalRun
+from evaluation.models import AnswerRun, EvalRun
 from releases.models import GatePolicy
 from workbench.models import Project, QueryTag, SearchConfiguration
 
@@ -14,6 +14,10 @@ class ProposeForm(forms.Form):
     eval_runs = forms.ModelMultipleChoiceField(
         queryset=EvalRun.objects.none(), label="Judged by", widget=forms.CheckboxSelectMultiple,
         help_text="Finished evaluations whose numbers the gates read (retrieval on held-out or golden sets).",
+    )  # fmt: skip
+    answer_runs = forms.ModelMultipleChoiceField(
+        queryset=AnswerRun.objects.none(), required=False, label="Answer QA", widget=forms.CheckboxSelectMultiple,
+        help_text="Finished answer runs of the same configuration; the hallucination gate reads their QA.",
     )  # fmt: skip
     name = forms.CharField(max_length=200, required=False, help_text="Optional; the configuration's name otherwise.")
     golden_tag = forms.ModelChoiceField(
@@ -29,6 +33,7 @@ class ProposeForm(forms.Form):
         )
         self.fields["eval_runs"].queryset = EvalRun.objects.filter(project=project, finished_at__isnull=False)
         self.fields["golden_tag"].queryset = QueryTag.objects.filter(project=project)
+        self.fields["answer_runs"].queryset = AnswerRun.objects.filter(project=project, finished_at__isnull=False)
 
 
 class ApproveForm(forms.Form):

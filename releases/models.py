@@ -7,7 +7,7 @@ from __future__ import annotations
 from django.conf import settings
 from django.db import models
 
-from evaluation.models import EvalRun
+from evaluation.models import AnswerRun, EvalRun
 from workbench.models import Project, QueryTag, SearchConfiguration
 
 
@@ -44,6 +44,9 @@ class Release(models.Model):
     configuration = models.ForeignKey(SearchConfiguration, on_delete=models.PROTECT, related_name="releases")
     generator = models.JSONField(default=dict, blank=True, help_text="Generator backend and settings, if any.")
     eval_runs = models.ManyToManyField(EvalRun, related_name="releases", blank=True)
+    answer_runs = models.ManyToManyField(
+        AnswerRun, related_name="releases", blank=True, help_text="Answer runs whose QA the hallucination gate reads."
+    )
     golden_tag = models.ForeignKey(
         QueryTag, null=True, blank=True, on_delete=models.SET_NULL, related_name="+",
         help_text="Query set re-run on a schedule while the release is active.",

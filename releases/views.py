@@ -52,6 +52,7 @@ def release_new(request: HttpRequest, project: Project) -> HttpResponse:
             release = lifecycle.release_propose(
                 project=project, configuration=data["configuration"], eval_runs=list(data["eval_runs"]),
                 user=request.user, name=data["name"], notes=data["notes"], golden_tag=data["golden_tag"],
+                answer_runs=list(data["answer_runs"]),
             )  # fmt: skip
         except WorkbenchError as exc:
             form.add_error(None, str(exc))

@@ -89,13 +89,39 @@ def _comparable_active(release: Release, active: Release, candidate: EvalConfig)
     )
 
 
+def _with_detail(gate: Gate, detail: str) -> Gate:
+    return gate if gate.detail else Gate(gate.name, gate.status, gate.measured, gate.threshold, detail)
+
+
 def policy_for(release: Release) -> GatePolicy:
     return GatePolicy.objects.filter(project=release.project).first() or GatePolicy(project=release.project)
+
+
+def answer_hallucination(release: Release) -> tuple[float | None, str]:
+    """Hallucination rate of the newest finished answer run of the release's configuration among its reports:
+    from reviewers' QA where answers were reviewed, else from gold evidence; (None, why) when neither exists."""
+    from evaluation.answers.selectors import human_summary
+
+    runs = release.answer_runs.filter(configuration=release.configuration, finished_at__isnull=False)
+    run = runs.order_by("-finished_at").first()
+    if run is None:
+        return None, "no answer run of this configuration among the release's reports (run answers and review them)"
+    figures, source = human_summary(run), "reviewers"
+    if figures is None:
+        figures, source = (run.summary or {}).get("gold"), "gold evidence"
+    try:
+        value = figures["slices"]["all"]["metrics"]["hallucination"]["mean"]
+    except (TypeError, KeyError):
+        return None, f"answer run #{run.pk} has neither reviews nor gold evidence"
+    return value, f"answer run #{run.pk}, from {source}"
 
 
 def gates_evaluate(release: Release, *, answer_figures: Mapping[str, float] | None = None) -> list[Gate]:
     """Every gate of the project's policy, measured on the release's reports."""
     policy = policy_for(release)
+    hallucination, hallucination_why = answer_hallucination(release)
+    if answer_figures and "hallucination_rate" in answer_figures:
+        hallucination, hallucination_why = answer_figures["hallucination_rate"], "given"
     cfg = _config_results(release)
     means: dict[str, float] = {}
     p95 = None
@@ -114,12 +140,15 @@ def gates_evaluate(release: Release, *, answer_figures: Mapping[str, float] | No
             higher_is_better=False,
             why=why if cfg is None else "the report holds no latency",
         ),
-        floor_gate(
-            "hallucination rate",
-            (answer_figures or {}).get("hallucination_rate"),
-            policy.hallucination_max,
-            higher_is_better=False,
-            why="no answer QA figures for this release (run answers and review them)",
+        _with_detail(
+            floor_gate(
+                "hallucination rate",
+                hallucination,
+                policy.hallucination_max,
+                higher_is_better=False,
+                why=hallucination_why,
+            ),
+            hallucination_why,
         ),
     ]
     active = Release.objects.filter(project=release.project, status=Release.Status.ACTIVE).exclude(pk=release.pk)

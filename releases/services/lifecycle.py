@@ -75,6 +75,7 @@ def release_propose(
     notes: str = "",
     generator: dict[str, Any] | None = None,
     golden_tag: QueryTag | None = None,
+    answer_runs: list[Any] | None = None,
 ) -> Release:
     """Propose a release judged by frozen evaluation reports; its gates are evaluated at once and recorded."""
     if configuration.project_id != project.pk:
@@ -101,6 +102,14 @@ def release_propose(
             proposed_by=user if getattr(user, "is_authenticated", False) else None,
         )
         release.eval_runs.set(eval_runs)
+        answer_runs = answer_runs or []
+        if any(run.project_id != project.pk or run.configuration_id != configuration.pk for run in answer_runs):
+            raise WorkbenchError("Answer runs judging a release must be of this project and its search configuration.")
+        release.answer_runs.set(answer_runs)
+        first = next((r for r in answer_runs if r.backend), None)
+        if first is not None and not release.generator:
+            release.generator = {"backend": first.backend, "settings": first.backend_settings}
+            release.save(update_fields=["generator"])
         audit(project=project, action="proposed", user=user, release=release, evaluations=[r.pk for r in eval_runs])
         release_gates_refresh(release=release, user=user)
     return release

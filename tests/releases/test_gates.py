@@ -39,3 +39,22 @@ def test_noninferiority_fails_only_significant_drops_beyond_the_margin() -> None
 def test_blocking_gates_are_failed_or_unknown() -> None:
     gates = [{"status": s, "name": s} for s in (PASSED, FAILED, NOT_COMPUTABLE, "not applicable")]
     assert [g["status"] for g in gates_blocking(gates)] == [FAILED, NOT_COMPUTABLE]
+
+
+def test_hallucination_gate_reads_the_release_answer_qa(db) -> None:  # type: ignore[no-untyped-def]
+    from releases.models import Release
+    from releases.services.gates import answer_hallucination, gates_evaluate
+    from tests.answers.factories import make_finished_answer_run
+    from tests.factories import make_project
+
+    project = make_project()
+    run = make_finished_answer_run(project, answers=2)
+    release = Release.objects.create(project=project, number=1, name="r", configuration=run.configuration)
+    assert answer_hallucination(release)[0] is None  # no answer run among its reports
+    release.answer_runs.add(run)
+    value, why = answer_hallucination(release)
+    assert value is None and "neither reviews nor gold" in why  # not reviewed, no gold: still not computable
+    run.summary = {**run.summary, "gold": {"slices": {"all": {"metrics": {"hallucination": {"mean": 0.02}}}}}}
+    run.save(update_fields=["summary"])
+    gate = next(g for g in gates_evaluate(release) if g.name == "hallucination rate")
+    assert gate.status == PASSED and gate.measured == 0.02 and "from gold evidence" in gate.detail
