@@ -154,3 +154,15 @@ def test_hard_subset_baseline_is_the_base_encoder_in_dense_mode(tiny) -> None:  
     assert run.hard_baseline.position == 2 and run.baseline.position == 1
     assert run.slices["hard"] == ["q1", "q2"]  # the base encoder retrieved nothing
     assert any("the base encoder in dense mode" in n for n in run.notes)
+
+
+def test_doc_scores_truncates_ties_in_the_pinned_order() -> None:
+    from evaluation.metrics import top_k_doc_ids
+    from workbench.retrieval.search import Hit
+    from workbench.services.batch_search import doc_scores
+
+    hits = [Hit(1, 0.9), Hit(2, 0.5), Hit(3, 0.5), Hit(4, 0.5), Hit(5, 0.1)]
+    doc_of = {1: "d-a", 2: "d-z", 3: "d-b", 4: "d-m", 5: "d-c"}
+    best = {doc_of[h.passage_id]: h.score for h in hits}
+    for depth in range(1, 6):
+        assert list(doc_scores(hits, doc_of, depth)) == top_k_doc_ids(best, depth)

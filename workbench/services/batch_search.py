@@ -11,12 +11,12 @@ depth`` passages so that ``depth`` distinct documents are usually available afte
 from __future__ import annotations
 
 import contextlib
+import heapq
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
 
-from evaluation.metrics import top_k_doc_ids
 from workbench.models import Passage, SearchConfiguration
 from workbench.retrieval.errors import RetrievalError
 from workbench.retrieval.rerank import Reranker
@@ -42,8 +42,9 @@ def doc_scores(hits: Iterable[Hit], doc_of: Mapping[int, str], depth: int) -> di
         doc = doc_of.get(hit.passage_id)
         if doc is not None and doc not in best:  # hits are sorted by score: the first is the maximum
             best[doc] = float(hit.score)
-    # Truncate in the pinned order (score desc, doc id asc) so ties at the boundary match the metrics.
-    return {doc: best[doc] for doc in top_k_doc_ids(best, depth)} if best else {}
+    # Truncate in the pinned evaluation order (DESIGN.md: score descending, doc id ascending) so ties at the
+    # boundary keep the documents the metrics would rank first.
+    return {doc: best[doc] for doc in heapq.nsmallest(depth, best, key=lambda d: (-best[d], d))}
 
 
 class PassageDocuments:
