@@ -7,7 +7,8 @@ from typing import Any
 from django import forms
 from django.forms import formset_factory
 
-from evaluation.services import ALL_JUDGED, DEFAULT_DEPTH
+from evaluation.query_sets import QuerySetChoice, query_set_choices, query_set_parse
+from evaluation.services import DEFAULT_DEPTH
 from workbench.models import IndexVersion, Project, QueryTag, SearchConfiguration
 from workbench.services.configurations import rerankers_offered, search_configuration_draft
 
@@ -33,9 +34,7 @@ class EvalRunForm(forms.Form):
         super().__init__(*args, **kwargs)
         self.project = project
         tags = list(QueryTag.objects.filter(project=project))
-        self.fields["query_set"].choices = [("", ALL_JUDGED.capitalize())] + [
-            (str(t.pk), f"tag {t.name}{' (held out)' if t.held_out else ''}") for t in tags
-        ]
+        self.fields["query_set"].choices = query_set_choices(project)
         # Default to the held-out test set: that is what a release is judged on.
         held = next((t for t in tags if t.held_out and t.name == "test"), None) or next(
             (t for t in tags if t.held_out), None
@@ -43,9 +42,11 @@ class EvalRunForm(forms.Form):
         if held is not None:
             self.fields["query_set"].initial = str(held.pk)
 
+    def choice(self) -> QuerySetChoice:
+        return query_set_parse(self.project, self.cleaned_data.get("query_set"))
+
     def tag(self) -> QueryTag | None:
-        value = self.cleaned_data.get("query_set")
-        return QueryTag.objects.filter(project=self.project, pk=int(value)).first() if value else None
+        return self.choice().tag
 
 
 class ConfigForm(forms.Form):

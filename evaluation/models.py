@@ -20,6 +20,11 @@ class EvalRun(models.Model):
     # Null = every judged query of the corpus. SET_NULL keeps results when a tag is deleted; query_set keeps its name.
     query_tag = models.ForeignKey(QueryTag, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
     query_set = models.CharField(max_length=200, help_text="What the query set was, as users read it.")
+    # Pinned to a frozen label snapshot's split: its queries and frozen gold, not the live judgments.
+    snapshot = models.ForeignKey(
+        "labeling.LabelSnapshot", null=True, blank=True, on_delete=models.PROTECT, related_name="eval_runs"
+    )
+    snapshot_split = models.CharField(max_length=5, blank=True)
     corpus = models.ForeignKey(Corpus, on_delete=models.PROTECT, related_name="eval_runs")
     corpus_version = models.PositiveIntegerField()
     depth = models.PositiveIntegerField(help_text="Documents kept per query in every ranked list.")

@@ -22,8 +22,10 @@ from django.utils import timezone
 
 from evaluation.metrics import MetricSemantics, MetricsError, evaluate_and_compare
 from evaluation.models import EvalConfig, EvalRun
+from evaluation.query_sets import ALL_JUDGED, QuerySetChoice, pinned_qrels, pinned_queries
 from evaluation.slicing import HARD_K, all_slices, qrels_for, qrels_hash, query_set
 from evaluation.trec import write_qrels, write_run
+from labeling.models import LabelSnapshot
 from workbench.errors import WorkbenchError
 from workbench.jobs import job_create
 from workbench.models import Job, ModelVersion, Project, QueryTag, SearchConfiguration
@@ -38,10 +40,9 @@ from workbench.services.batch_search import (
     latency_percentiles,
     passages_to_retrieve,
 )
-from workbench.services.configurations import search_configuration_ensure
+from workbench.services.configurations import search_configuration_ensure, served_configuration
 
 JOB_KIND = "evaluation_run"
-ALL_JUDGED = "all judged queries"
 MAX_CONFIGS = 8
 MIN_DEPTH = 10  # MRR@10 and nDCG@10, the headline metrics, look at the top 10
 MAX_DEPTH = MAX_K // PASSAGES_PER_DOC
@@ -161,6 +162,24 @@ def hard_baseline_choice(configs: Sequence[EvalConfig]) -> tuple[EvalConfig, str
     )
 
 
+def _check_pinned(project: Project, corpus: Any, snapshot: LabelSnapshot, split: str) -> str:
+    choice = QuerySetChoice(snapshot=snapshot, split=split)
+    if snapshot.project_id != project.pk:
+        raise WorkbenchError("That label snapshot belongs to another project.")
+    if split not in ("dev", "test"):
+        raise WorkbenchError(f"Evaluate on a snapshot's dev or test split, not {split!r}: train queries were learnt.")
+    if snapshot.corpus_id != corpus.pk:
+        raise WorkbenchError(
+            f"The snapshot {snapshot.name} judges corpus {snapshot.corpus.name}, but the configurations search "
+            f"corpus {corpus.name}."
+        )
+    if not pinned_queries(snapshot, split).exists():
+        raise WorkbenchError(f"The {choice.label} has no queries.")
+    if not pinned_qrels(snapshot, split):
+        raise WorkbenchError(f"No query of the {choice.label} has a gold grade.")
+    return choice.label
+
+
 def _check_query_set(project: Project, corpus: Any, tag: QueryTag | None) -> str:
     if tag is not None and tag.project_id != project.pk:
         raise WorkbenchError("That query tag belongs to another project.")
@@ -189,6 +208,8 @@ def eval_run_start(
     configs: Sequence[SearchConfiguration],
     labels: Sequence[str] = (),
     tag: QueryTag | None = None,
+    snapshot: LabelSnapshot | None = None,
+    split: str = "",
     depth: int = DEFAULT_DEPTH,
     baseline: int = 1,
     resamples: int = 10_000,
@@ -202,7 +223,8 @@ def eval_run_start(
 
     ``configs`` are saved configurations or drafts (``search_configuration_draft``; saved here, or matched to an
     identical saved one); ``labels`` optionally names them in this evaluation. ``baseline`` is the 1-based position
-    of the configuration the others are compared with.
+    of the configuration the others are compared with. The query set is every judged query, a ``tag`` (both with the
+    live gold), or a ``snapshot``'s dev or test ``split`` with the snapshot's frozen gold.
     """
     why = (
         f"; MRR@{MIN_DEPTH} and nDCG@10 need at least {MIN_DEPTH} documents, and {PASSAGES_PER_DOC}× depth "
@@ -214,7 +236,12 @@ def eval_run_start(
     _check_configs(project, configs)
     _check_int(baseline, "Baseline", 1, len(configs), " (the number of a configuration)")
     corpus = configs[0].index.corpus
-    query_label = _check_query_set(project, corpus, tag)
+    if snapshot is not None and tag is not None:
+        raise WorkbenchError("Evaluate on a query tag or on a snapshot split, not both.")
+    if snapshot is not None:
+        query_label = _check_pinned(project, corpus, snapshot, split)
+    else:
+        query_label = _check_query_set(project, corpus, tag)
     _, stored, notes = semantics_for_depth(depth, relevance_threshold=project.relevance_threshold)
     labels = _labels(configs, labels)
     name = name.strip() or f"{query_label} · {len(configs)} configuration{'s' if len(configs) > 1 else ''}"
@@ -223,6 +250,8 @@ def eval_run_start(
             project=project,
             name=name[:200],
             query_tag=tag,
+            snapshot=snapshot,
+            snapshot_split=split if snapshot is not None else "",
             query_set=query_label,
             corpus=corpus,
             corpus_version=configs[0].index.corpus_version,
@@ -287,6 +316,51 @@ def _search_all(
     return outcomes
 
 
+def eval_against_served(
+    *, project: Project, user: Any, configuration_id: int, snapshot_id: int | None = None, background: bool = True
+) -> list[EvalRun]:
+    """A candidate configuration against the served one (the baseline): on the snapshot's dev split, with its frozen
+    gold, and on every held-out query tag. Returns the evaluations started (at least one, or an error says why)."""
+    candidate = SearchConfiguration.objects.filter(project=project, pk=configuration_id).first()
+    if candidate is None:
+        raise WorkbenchError("That search configuration does not exist in this project.")
+    served = served_configuration(project)
+    if served is None:
+        raise WorkbenchError("Nothing is served yet: serve a configuration first, then compare candidates with it.")
+    if served.pk == candidate.pk:
+        raise WorkbenchError(f"{candidate.name} is the served configuration: there is nothing to compare it with.")
+    snapshot = LabelSnapshot.objects.filter(project=project, pk=snapshot_id).first() if snapshot_id else None
+    if snapshot_id and snapshot is None:
+        raise WorkbenchError("That label snapshot does not exist in this project.")
+    sets: list[dict[str, Any]] = []
+    if snapshot is not None and pinned_queries(snapshot, "dev").exists():
+        sets.append({"snapshot": snapshot, "split": "dev"})
+    sets += [{"tag": t} for t in QueryTag.objects.filter(project=project, held_out=True)]
+    if not sets:
+        raise WorkbenchError(
+            "There is no query set to compare on: the snapshot has no dev split and no query tag is held out."
+        )
+    runs, errors = [], []
+    for query_set_args in sets:
+        try:
+            runs.append(
+                eval_run_start(
+                    project=project,
+                    user=user,
+                    configs=[served, candidate],
+                    labels=[f"served: {served.name}", candidate.name],
+                    baseline=1,
+                    background=background,
+                    **query_set_args,
+                )
+            )
+        except WorkbenchError as exc:  # e.g. a held-out tag without judgments: the others still run
+            errors.append(str(exc))
+    if not runs:
+        raise WorkbenchError(" ".join(errors))
+    return runs
+
+
 def eval_run_execute(
     *, eval_run: EvalRun, job: Job | None = None, progress: Progress | None = None, log: Log | None = None
 ) -> dict:
@@ -297,14 +371,14 @@ def eval_run_execute(
     """
     progress = progress or (lambda f, m: None)
     log = log or (lambda line: None)
-    run = EvalRun.objects.select_related("project", "corpus", "query_tag", "baseline", "hard_baseline").get(
+    run = EvalRun.objects.select_related("project", "corpus", "query_tag", "snapshot", "baseline", "hard_baseline").get(
         pk=eval_run.pk
     )
     if run.is_complete:
         raise WorkbenchError(f"Evaluation {run.name} is already complete; start a new one to run it again.")
     if job is not None and run.job_id != job.pk:  # a retried job takes over the evaluation
         EvalRun.objects.filter(pk=run.pk).update(job=job)
-    if run.query_tag is None and run.query_set != ALL_JUDGED:
+    if run.query_tag is None and run.snapshot_id is None and run.query_set != ALL_JUDGED:
         raise WorkbenchError(f"The query set ({run.query_set}) was deleted after the evaluation was created.")
     configs = list(
         run.configs.select_related(
@@ -314,9 +388,13 @@ def eval_run_execute(
     if run.baseline is None or run.hard_baseline is None:
         raise WorkbenchError("This evaluation has no baseline configuration.")
     project, corpus = run.project, run.corpus
-    queries_qs = query_set(project, corpus, run.query_tag)
+    if run.snapshot_id is not None:  # frozen gold: the numbers do not move when annotators keep judging
+        queries_qs = pinned_queries(run.snapshot, run.snapshot_split)
+        qrels = pinned_qrels(run.snapshot, run.snapshot_split)
+    else:
+        queries_qs = query_set(project, corpus, run.query_tag)
+        qrels = qrels_for(project, corpus, queries_qs)
     queries = list(queries_qs.values_list("external_id", "text"))
-    qrels = qrels_for(project, corpus, queries_qs)
     if not qrels:
         raise WorkbenchError(f"None of the queries in {run.query_set} has a judgment on corpus {corpus.name} any more.")
     semantics = metric_semantics(run.semantics)

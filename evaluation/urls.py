@@ -15,6 +15,7 @@ urlpatterns = [
     path(E, views.eval_list, name="list"),
     path(E + "new/", views.eval_new, name="new"),
     path(E + "compare/", views.eval_compare, name="compare"),
+    path(E + "against-served/", views.eval_against_served, name="against_served"),
     path(E + "<int:pk>/", views.eval_detail, name="detail"),
     path(E + "<int:pk>/queries/<int:query_pk>/", views.eval_query, name="query"),
     path(E + "<int:pk>/report.json", views.report_json, name="report_json"),

@@ -47,12 +47,15 @@ def eval_new(request: HttpRequest, project: Project) -> HttpResponse:
     if request.method == "POST" and form.is_valid() and formset.is_valid():
         try:
             drafts = [row for f in formset.forms if (row := f.draft()) is not None]
+            chosen = form.choice()
             run = services.eval_run_start(
                 project=project,
                 user=request.user,
                 configs=[config for config, _ in drafts],
                 labels=[label for _, label in drafts],
-                tag=form.tag(),
+                tag=chosen.tag,
+                snapshot=chosen.snapshot,
+                split=chosen.split,
                 depth=form.cleaned_data["depth"],
                 baseline=form.cleaned_data["baseline"],
                 resamples=form.cleaned_data["resamples"],
@@ -256,3 +259,25 @@ def run_file(request: HttpRequest, project: Project, pk: int, config_pk: int) ->
         filename=f"evaluation-{run.pk}-{cfg.run_tag}.trec",
         content_type="text/plain",
     )
+
+
+@project_view(Capability.RUN_JOBS)
+def eval_against_served(request: HttpRequest, project: Project) -> HttpResponse:
+    """One click from a training run: the candidate configuration against the served one, on the snapshot's dev
+    split (frozen gold) and on each held-out query tag, the served configuration as the baseline."""
+    if request.method != "POST":
+        return redirect("evaluation:new", slug=project.slug)
+    try:
+        runs = services.eval_against_served(
+            project=project,
+            user=request.user,
+            configuration_id=_int(request.POST.get("configuration"), 0, 0, 2**31 - 1),
+            snapshot_id=_int(request.POST.get("snapshot"), 0, 0, 2**31 - 1) or None,
+        )
+    except WorkbenchError as exc:
+        messages.error(request, str(exc))
+        return redirect("evaluation:list", slug=project.slug)
+    messages.success(
+        request, "Started: " + "; ".join(f"{r.query_set} (job #{r.job_id})" for r in runs) + ". Results appear here."
+    )
+    return redirect("evaluation:detail", slug=project.slug, pk=runs[0].pk)

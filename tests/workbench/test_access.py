@@ -66,6 +66,7 @@ URLS: dict[str, tuple[Capability, str]] = {
     "evaluation:list": (Capability.VIEW, "get"),
     "evaluation:new": (Capability.RUN_JOBS, "get"),
     "evaluation:compare": (Capability.VIEW, "get"),
+    "evaluation:against_served": (Capability.RUN_JOBS, "post"),
     "evaluation:detail": (Capability.VIEW, "get"),
     "evaluation:query": (Capability.VIEW, "get"),
     "evaluation:report_json": (Capability.VIEW, "get"),
