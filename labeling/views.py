@@ -216,20 +216,20 @@ def campaign_agreement(request: HttpRequest, project: Project, pk: int) -> HttpR
 
 
 def _pane_context(request: HttpRequest, project: Project, campaign: Campaign, a: Assignment | None, **extra: Any):
+    """What the judging pane shows. Progress comes with ``a`` when it was read by ``assignment_next``; j/k links
+    name the current pair and a direction, resolved only when pressed (``judge``), not on every save."""
+    progress = getattr(a, "progress", None) or selectors.my_progress(campaign, request.user)
     ctx: dict[str, Any] = {
         "project": project,
         "campaign": campaign,
         "a": a,
-        "mine": selectors.my_progress(campaign, request.user),
+        "mine": progress,
         "grades": project.grades,
         "shown_at": f"{time.time():.3f}",
         **extra,
     }
     if a is not None:
-        prev, nxt = selectors.assignment_neighbours(a)
         ctx.update(
-            prev=prev,
-            next=nxt,
             others=selectors.others_grades(a),
             evidence_json=json.dumps(a.judgment.evidence if a.judgment else []),
         )
@@ -244,9 +244,9 @@ def _own_assignment(campaign: Campaign, user: Any, pk: Any) -> Assignment | None
     return selectors.my_assignments(campaign, user).filter(pk=pk).first()
 
 
-def _query_url(project: Project, campaign: Campaign, a: Assignment) -> str:
-    url = reverse("labeling:judge_query", kwargs={"slug": project.slug, "pk": campaign.pk, "query_pk": a.item.query_id})
-    return f"{url}#a{a.pk}"
+def _query_url(project: Project, campaign: Campaign, query_id: int, assignment_id: int) -> str:
+    url = reverse("labeling:judge_query", kwargs={"slug": project.slug, "pk": campaign.pk, "query_pk": query_id})
+    return f"{url}#a{assignment_id}"
 
 
 def _render_pane(request: HttpRequest, ctx: dict) -> HttpResponse:
@@ -259,17 +259,24 @@ def _render_pane(request: HttpRequest, ctx: dict) -> HttpResponse:
 
 @project_view(Capability.JUDGE)
 def judge(request: HttpRequest, project: Project, pk: int) -> HttpResponse:
-    """The annotator's screen: the pair ``?a=<id>`` of their own, else their next unjudged pair."""
+    """The annotator's screen: the pair ``?a=<id>`` of their own (``&step=next|prev``: the one after or before it,
+    judged or not), else their next unjudged pair."""
     campaign = _campaign(project, pk)
-    a = None
+    a, notice = None, ""
     if request.GET.get("a"):
         a = _own_assignment(campaign, request.user, request.GET["a"])
         if a is None:
             raise Http404("Not one of your pairs")
+        step = request.GET.get("step")
+        if step in ("next", "prev"):
+            other = selectors.assignment_step(a, request.user, forward=step == "next")
+            if other is None:
+                notice = "This is your last pair." if step == "next" else "This is your first pair."
+            a = other or a
     else:
         a = selectors.assignment_next(campaign, request.user)
     undo = _own_assignment(campaign, request.user, request.GET.get("undo")) if request.GET.get("undo") else None
-    return _render_pane(request, _pane_context(request, project, campaign, a, undo=undo))
+    return _render_pane(request, _pane_context(request, project, campaign, a, undo=undo, notice=notice))
 
 
 @project_view(Capability.JUDGE)
@@ -298,6 +305,8 @@ def judge_query(request: HttpRequest, project: Project, pk: int, query_pk: int) 
 @require_POST
 @project_view(Capability.JUDGE)
 def judge_submit(request: HttpRequest, project: Project, pk: int, assignment_pk: int) -> HttpResponse:
+    """Save a grade and answer with the next pair: the first unjudged one after this pair in the annotator's order
+    (so a revision from the list carries on from there), else their first unjudged one."""
     campaign = _campaign(project, pk)
     data = request.POST
     cant = data.get("cant_judge") in ("1", "on", "true") or data.get("cant") == "1"
@@ -315,7 +324,7 @@ def judge_submit(request: HttpRequest, project: Project, pk: int, assignment_pk:
         seconds = max(0.0, time.time() - shown)
     grade = None if cant else _float(data.get("grade"))
     try:
-        campaigns.judgment_submit(
+        judgment = campaigns.judgment_submit(
             assignment_id=assignment_pk,
             user=request.user,
             grade=None if grade is None else int(grade),
@@ -323,12 +332,13 @@ def judge_submit(request: HttpRequest, project: Project, pk: int, assignment_pk:
             cant_judge=cant,
             explanation=(data.get("reason") if cant else data.get("explanation")) or "",
             seconds=seconds,
+            campaign_id=campaign.pk,
         )
     except WorkbenchError as exc:
         a = _own_assignment(campaign, request.user, assignment_pk)
         if data.get("back") == "query" and a is not None:
             messages.error(request, str(exc))
-            return redirect(_query_url(project, campaign, a))
+            return redirect(_query_url(project, campaign, a.item.query_id, a.pk))
         if not request.htmx:
             messages.error(request, str(exc))
             url = reverse("labeling:judge", kwargs={"slug": project.slug, "pk": pk})
@@ -336,14 +346,10 @@ def judge_submit(request: HttpRequest, project: Project, pk: int, assignment_pk:
         return render(
             request, "labeling/_judge_pane.html", _pane_context(request, project, campaign, a, error=str(exc))
         )
-    done = _own_assignment(campaign, request.user, assignment_pk)
+    done = judgment.assignment  # the row the service locked, with this judgment
     if data.get("back") == "query":
-        return redirect(_query_url(project, campaign, done))
-    # After a revision from the list or j/k, carry on with the pair that follows; else the next unjudged one.
-    follow = data.get("then")
-    nxt = _own_assignment(campaign, request.user, follow) if follow else None
-    if nxt is None or nxt.judgment_id:
-        nxt = selectors.assignment_next(campaign, request.user)
+        return redirect(_query_url(project, campaign, judgment.query_id, done.pk))
+    nxt = selectors.assignment_next(campaign, request.user, after=done)
     if not request.htmx:
         url = reverse("labeling:judge", kwargs={"slug": project.slug, "pk": pk})
         return redirect(f"{url}?undo={done.pk}" + (f"&a={nxt.pk}" if nxt else ""))

@@ -13,6 +13,7 @@ from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 from django.db import transaction
+from django.db.models import OuterRef, Subquery
 from django.utils import timezone
 
 from labeling.models import Adjudication, Assignment, Campaign, GuidelineVersion, PoolItem
@@ -328,17 +329,27 @@ def judgment_submit(
     cant_judge: bool = False,
     explanation: str = "",
     seconds: float | None = None,
+    campaign_id: int | None = None,
 ) -> Judgment:
     """Record (or revise) the user's judgment of their assignment: one Judgment per assignment, whatever arrives
-    twice. Refused, writing nothing: another's or a closed campaign's assignment, a grade off the scale, a span
-    outside the text, can't-judge without a reason."""
+    twice. Refused, writing nothing: another's or a closed campaign's assignment (or, given ``campaign_id``, one of
+    another campaign), a grade off the scale, a span outside the text, can't-judge without a reason.
+
+    The returned judgment's ``assignment`` is the assignment row as locked (item, document and campaign loaded), so
+    callers need not read it again."""
     for attempt in range(2):
         try:
-            return _submit(assignment_id, user, grade, evidence, cant_judge, explanation, seconds)
+            return _submit(assignment_id, user, grade, evidence, cant_judge, explanation, seconds, campaign_id)
         except _Raced:
             if attempt:
                 raise WorkbenchError("This pair was judged in another tab at the same moment; reload it.") from None
     raise AssertionError("unreachable")
+
+
+def _current_guideline_id() -> Subquery:
+    return Subquery(
+        GuidelineVersion.objects.filter(campaign_id=OuterRef("campaign_id")).order_by("-number").values("pk")[:1]
+    )
 
 
 def _submit(
@@ -349,15 +360,19 @@ def _submit(
     cant_judge: bool,
     explanation: str,
     seconds: float | None,
+    campaign_id: int | None,
 ) -> Judgment:
     with transaction.atomic():
+        # One locked read brings everything the checks and writes need: the campaign and its project, the document
+        # (span bounds), the current judgment, a rule's gold grade of the pair and the current guideline version.
         a = (
             Assignment.objects.select_for_update(of=("self",))
-            .select_related("campaign__project", "item__document")
+            .select_related("campaign__project", "item__document", "item__adjudication", "judgment")
+            .annotate(current_guideline_id=_current_guideline_id())
             .filter(pk=assignment_id)
             .first()
         )
-        if a is None:
+        if a is None or (campaign_id is not None and a.campaign_id != campaign_id):
             raise WorkbenchError("This pair is no longer in the campaign.")
         if a.annotator_id != user.pk:
             raise WorkbenchError("This pair is no longer assigned to you; nothing was saved.")
@@ -379,7 +394,8 @@ def _submit(
                 raise WorkbenchError(f"Grade {grade} is outside the scale {project.grade_min}–{project.grade_max}.")
         spans = _spans(evidence, len(a.item.document.text))
         secs = None if seconds is None else max(0.0, min(MAX_SECONDS, float(seconds)))
-        guideline = guideline_current(campaign)
+        guideline_id = a.current_guideline_id  # type: ignore[attr-defined]
+        now = timezone.now()
         fields = {
             "grade": int(grade),
             "evidence": spans,
@@ -388,9 +404,11 @@ def _submit(
             "seconds": secs,
         }
         if a.judgment_id:
-            Judgment.objects.filter(pk=a.judgment_id).update(updated_at=timezone.now(), **fields)
-            Assignment.objects.filter(pk=a.pk).update(guideline=guideline, judged_at=timezone.now())
-            judgment = Judgment.objects.get(pk=a.judgment_id)
+            Judgment.objects.filter(pk=a.judgment_id).update(updated_at=now, **fields)
+            Assignment.objects.filter(pk=a.pk).update(guideline_id=guideline_id, judged_at=now)
+            judgment = a.judgment
+            for name, value in {**fields, "updated_at": now}.items():
+                setattr(judgment, name, value)
         else:
             judgment = Judgment.objects.create(
                 project=project,
@@ -401,12 +419,16 @@ def _submit(
                 **fields,
             )
             linked = Assignment.objects.filter(pk=a.pk, judgment__isnull=True).update(
-                judgment=judgment, guideline=guideline, judged_at=timezone.now()
+                judgment=judgment, guideline_id=guideline_id, judged_at=now
             )
             if not linked:  # another request linked one first (databases without row locks): roll this back
                 raise _Raced()
+        a.guideline_id, a.judged_at = guideline_id, now
         # A rule's gold grade came from the old grades: drop it so the rule (or an adjudicator) decides again.
-        _drop_rule_gold(a.item_id)
+        gold = getattr(a.item, "adjudication", None)
+        if gold is not None and gold.method == Adjudication.Method.RULE:
+            _drop_rule_gold(a.item_id)
+        judgment.assignment = a  # the reverse one-to-one, cached: sets a.judgment too
         return judgment
 
 
