@@ -78,6 +78,8 @@ def campaign_new(request: HttpRequest, project: Project) -> HttpResponse:
                 aggregation=d["aggregation"],
                 disagreement_threshold=d["disagreement_threshold"],
                 order=d["order"],
+                boundary_model=d["boundary_model"],
+                boundary=d["boundary"] if d["boundary"] is not None else 0.5,
                 guidelines=d["guidelines"],
                 annotators=list(d["annotators"]) or None,
                 log_queries=form.log_query_list(),

@@ -19,7 +19,18 @@ from django.utils import timezone
 from labeling.models import Adjudication, Assignment, Campaign, GuidelineVersion, PoolItem
 from workbench.errors import WorkbenchError
 from workbench.jobs import job_create
-from workbench.models import Corpus, Document, Job, Judgment, Membership, Project, Query, QueryTag, SearchConfiguration
+from workbench.models import (
+    Corpus,
+    Document,
+    Job,
+    Judgment,
+    Membership,
+    ModelVersion,
+    Project,
+    Query,
+    QueryTag,
+    SearchConfiguration,
+)
 from workbench.roles import Capability, role_allows
 
 POOL_JOB_KIND = "campaign_pool"
@@ -57,6 +68,8 @@ def campaign_create(
     annotators: Sequence[Any] | None = None,
     seed: int = 0,
     log_queries: Sequence[str] = (),
+    boundary_model: ModelVersion | None = None,
+    boundary: float = 0.5,
 ) -> Campaign:
     """A draft campaign with guidelines v1; its pool is built by ``campaign_pool_start``.
 
@@ -76,6 +89,13 @@ def campaign_create(
         raise WorkbenchError(f"Unknown aggregation rule {aggregation!r}.")
     if order not in Campaign.Order.values:
         raise WorkbenchError(f"Unknown queue order {order!r}.")
+    if not 0.0 <= float(boundary) <= 1.0:
+        raise WorkbenchError(f"The decision boundary is a score from 0 to 1 (got {boundary}).")
+    if boundary_model is not None:
+        if boundary_model.project_id != project.pk or boundary_model.kind != ModelVersion.Kind.CROSS_ENCODER:
+            raise WorkbenchError("The boundary order scores pairs with a cross-encoder of this project.")
+        if not boundary_model.usable_for_search:
+            raise WorkbenchError(f"{boundary_model.name} has an untrained head; its scores would mean nothing.")
     configurations = list(configurations)
     if not configurations:
         raise WorkbenchError("Pick at least one search configuration to pool from.")
@@ -131,6 +151,8 @@ def campaign_create(
             aggregation=aggregation,
             disagreement_threshold=max(0, int(disagreement_threshold)),
             order=order,
+            boundary_model=boundary_model if order == Campaign.Order.BOUNDARY else None,
+            boundary=float(boundary),
             seed=seed,
             created_by=user if getattr(user, "is_authenticated", False) else None,
         )
@@ -197,11 +219,67 @@ def informativeness(ranks: dict[str, int], n_configs: int, depth: int) -> float:
     return math.sqrt(sum((g - mean) ** 2 for g in gains) / n_configs)
 
 
-def order_key(campaign: Campaign, annotator_id: int, item_id: int, info: float) -> str:
+def pooled_scores(runs: Sequence[dict[str, dict[str, float]]], depth: int) -> dict[tuple[str, str], float]:
+    """A 0–1 score per pooled (query, document) from the configurations' own scores: min-max within each
+    configuration's top ``depth`` for a query (raw BM25, cosine and reranker scores share no scale), averaged over the
+    configurations, a configuration that missed the pair counting 0."""
+    sums: dict[tuple[str, str], float] = {}
+    for run in runs:
+        for qid, scores in run.items():
+            top = sorted(scores.items(), key=lambda kv: (-kv[1], kv[0]))[:depth]
+            if not top:
+                continue
+            high, low = top[0][1], top[-1][1]
+            for doc, score in top:
+                norm = (score - low) / (high - low) if high > low else 1.0
+                sums[(qid, doc)] = sums.get((qid, doc), 0.0) + norm
+    return {pair: total / max(1, len(runs)) for pair, total in sums.items()}
+
+
+def sigmoid(logit: float) -> float:
+    return 1.0 / (1.0 + math.exp(-max(-50.0, min(50.0, float(logit)))))
+
+
+def order_key(campaign: Campaign, annotator_id: int, item_id: int, info: float, score: float | None = None) -> str:
+    """Sort key of one annotator's queue: random per annotator (a hash), after a prefix for the informed orders:
+    systems' disagreement descending, or distance of the model score from the boundary ascending."""
     digest = hashlib.sha256(f"{campaign.seed}:{campaign.pk}:{annotator_id}:{item_id}".encode()).hexdigest()[:24]
     if campaign.order == Campaign.Order.INFORMATIVE:
         return f"{999_999 - min(999_999, int(info * 1_000_000)):06d}:{digest}"
+    if campaign.order == Campaign.Order.BOUNDARY:
+        distance = 1.0 if score is None else abs(score - campaign.boundary)
+        return f"{min(999_999, int(distance * 1_000_000)):06d}:{digest}"
     return digest
+
+
+def _model_scores(
+    model: ModelVersion,
+    pairs: Sequence[tuple[str, str]],
+    qtexts: dict[str, str],
+    corpus_id: int,
+    progress: Callable[[float, str], None],
+) -> dict[tuple[str, str], float]:
+    """The cross-encoder's sigmoid score of every pooled pair, one call per query."""
+    from workbench.retrieval.texts import passage_text
+    from workbench.services.engines import reranker_for
+
+    reranker = reranker_for(model)
+    by_query: dict[str, list[str]] = {}
+    for qid, doc in pairs:
+        by_query.setdefault(qid, []).append(doc)
+    texts = {
+        ext: passage_text(title, text)
+        for ext, title, text in Document.objects.filter(
+            corpus_id=corpus_id, external_id__in={d for _, d in pairs}
+        ).values_list("external_id", "title", "text")
+    }
+    out: dict[tuple[str, str], float] = {}
+    for n, (qid, docs) in enumerate(by_query.items()):
+        docs = [d for d in docs if d in texts]
+        for doc, logit in zip(docs, reranker.score(qtexts[qid], [texts[d] for d in docs]), strict=True):
+            out[(qid, doc)] = sigmoid(float(logit))
+        progress(0.8 + 0.05 * (n + 1) / max(1, len(by_query)), f"Scoring pairs with {model.name}")
+    return out
 
 
 def judged_under(project: Project, guideline_hash_: str) -> set[tuple[int, int]]:
@@ -223,13 +301,22 @@ def campaign_pool_build(*, campaign: Campaign, progress: Callable[[float, str], 
     qtexts = [(q.external_id, q.text) for q in queries]
     documents = PassageDocuments(campaign.corpus_id)
     ranks: dict[tuple[str, str], dict[str, int]] = {}
+    runs = []
     for n, configuration in enumerate(configurations):
         progress(n / max(1, len(configurations)) * 0.8, f"Searching with {configuration.name}")
         outcome = configuration_run(configuration, qtexts, depth=campaign.depth, documents=documents)
+        runs.append(outcome.run)
         for qid, scores in outcome.run.items():
             ordered = sorted(scores.items(), key=lambda kv: (-kv[1], kv[0]))
             for rank, (doc, _) in enumerate(ordered[: campaign.depth], start=1):
                 ranks.setdefault((qid, doc), {})[str(n)] = rank
+    scores: dict[tuple[str, str], float] = {}
+    if campaign.order == Campaign.Order.BOUNDARY:
+        model = campaign.boundary_model
+        if model is not None:
+            scores = _model_scores(model, sorted(ranks), dict(qtexts), campaign.corpus_id, progress)
+        else:
+            scores = pooled_scores(runs, campaign.depth)
     progress(0.85, "Assigning pairs")
     qpk = {q.external_id: q.pk for q in queries}
     dpk = dict(
@@ -258,6 +345,7 @@ def campaign_pool_build(*, campaign: Campaign, progress: Callable[[float, str], 
                     document_id=dpk[doc],
                     ranks=r,
                     informativeness=informativeness(r, len(configurations), campaign.depth),
+                    model_score=scores.get((qid, doc)),
                 )
             )
         PoolItem.objects.bulk_create(items, ignore_conflicts=True)
@@ -271,7 +359,7 @@ def campaign_pool_build(*, campaign: Campaign, progress: Callable[[float, str], 
                         item=item,
                         campaign=campaign,
                         annotator=person,
-                        order_key=order_key(campaign, person.pk, item.pk, item.informativeness),
+                        order_key=order_key(campaign, person.pk, item.pk, item.informativeness, item.model_score),
                     )
                 )
         Assignment.objects.bulk_create(assignments, ignore_conflicts=True)
