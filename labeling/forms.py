@@ -71,6 +71,25 @@ class CampaignForm(forms.Form):
         return [q for q in re.split(r"[\s,]+", self.cleaned_data.get("query_ids") or "") if q]
 
 
+class ReassignForm(forms.Form):
+    """Who gives their unjudged pairs to whom (the ML lead's tool when someone leaves or falls behind)."""
+
+    from_user = forms.ModelChoiceField(queryset=get_user_model().objects.none(), label="Unjudged pairs of")
+    to_user = forms.ModelChoiceField(queryset=get_user_model().objects.none(), label="go to")
+
+    def __init__(self, *args, campaign: Campaign, **kwargs) -> None:  # type: ignore[no-untyped-def]
+        super().__init__(*args, **kwargs)
+        User = get_user_model()
+        self.fields["from_user"].queryset = (
+            User.objects.filter(assignments__campaign=campaign, assignments__judgment__isnull=True)
+            .distinct()
+            .order_by("username")
+        )
+        self.fields["to_user"].queryset = User.objects.filter(
+            pk__in=[u.pk for u in judges_of(campaign.project)]
+        ).order_by("username")
+
+
 class GuidelineForm(forms.Form):
     text = forms.CharField(required=False, widget=forms.Textarea(attrs={"rows": 10}), label="Guidelines (markdown)")
 

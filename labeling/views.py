@@ -22,6 +22,7 @@ from labeling.forms import (
     CrossEncoderJudgeForm,
     GuidelineForm,
     MiningForm,
+    ReassignForm,
     SnapshotForm,
 )
 from labeling.models import Adjudication, Assignment, AuditItem, AuditVerdict, Campaign, PoolItem
@@ -113,8 +114,32 @@ def campaign_detail(request: HttpRequest, project: Project, pk: int) -> HttpResp
             "autojudge_form": AutojudgeForm(),
             "cross_judge_form": CrossEncoderJudgeForm(project=project),
             "configurations": campaign.configurations.all(),
+            "reassign_form": ReassignForm(campaign=campaign),
         },
     )
+
+
+@require_POST
+@project_view(Capability.RUN_JOBS)
+def campaign_reassign(request: HttpRequest, project: Project, pk: int) -> HttpResponse:
+    campaign = _campaign(project, pk)
+    form = ReassignForm(request.POST, campaign=campaign)
+    if not form.is_valid():
+        messages.error(request, "Reassign: pick an annotator with unjudged pairs and a judge to give them to.")
+        return redirect("labeling:campaign", slug=project.slug, pk=pk)
+    d = form.cleaned_data
+    try:
+        result = campaigns.assignments_reassign_remaining(
+            campaign=campaign, from_user=d["from_user"], to_user=d["to_user"]
+        )
+    except WorkbenchError as exc:
+        messages.error(request, str(exc))
+    else:
+        kept = f"; {result['kept_overlap']} stay (they already have those pairs)" if result["kept_overlap"] else ""
+        messages.success(
+            request, f"{result['moved']} unjudged pairs of {d['from_user']} now go to {d['to_user']}{kept}."
+        )
+    return redirect("labeling:campaign", slug=project.slug, pk=pk)
 
 
 @require_POST

@@ -452,10 +452,12 @@ def _submit(
 ) -> Judgment:
     with transaction.atomic():
         # One locked read brings everything the checks and writes need: the campaign and its project, the document
-        # (span bounds), the current judgment, a rule's gold grade of the pair and the current guideline version.
+        # (span bounds), a rule's gold grade of the pair and the current guideline version. Not the judgment: when
+        # this read waited for another request's lock, PostgreSQL re-reads the locked row but not an outer-joined
+        # one, so a judgment linked meanwhile would come back as none; a revision reads it after the lock instead.
         a = (
             Assignment.objects.select_for_update(of=("self",))
-            .select_related("campaign__project", "item__document", "item__adjudication", "judgment")
+            .select_related("campaign__project", "item__document", "item__adjudication")
             .annotate(current_guideline_id=_current_guideline_id())
             .filter(pk=assignment_id)
             .first()
@@ -494,9 +496,7 @@ def _submit(
         if a.judgment_id:
             Judgment.objects.filter(pk=a.judgment_id).update(updated_at=now, **fields)
             Assignment.objects.filter(pk=a.pk).update(guideline_id=guideline_id, judged_at=now)
-            judgment = a.judgment
-            for name, value in {**fields, "updated_at": now}.items():
-                setattr(judgment, name, value)
+            judgment = Judgment.objects.get(pk=a.judgment_id)
         else:
             judgment = Judgment.objects.create(
                 project=project,
@@ -558,3 +558,38 @@ def assignment_reassign(*, assignment: Assignment, to: Any) -> Assignment:
         a.annotator = to
         a.save(update_fields=["annotator"])
         return a
+
+
+def assignments_reassign_remaining(*, campaign: Campaign, from_user: Any, to_user: Any) -> dict[str, int]:
+    """Give every pair ``from_user`` has not judged yet in the campaign to ``to_user`` (an annotator who left, or
+    one who is behind). Their judged pairs stay theirs. Pairs ``to_user`` already has (overlap) stay put: one
+    annotator never judges a pair twice.
+
+    Safe against a judgment arriving at the same moment: the pending rows are locked (``select_for_update``) and moved
+    by an UPDATE that still requires them unjudged, so a pair is either judged by ``from_user`` and stays, or moved
+    and their stale page then saves nothing ("no longer assigned to you")."""
+    if from_user.pk == to_user.pk:
+        raise WorkbenchError("Pick another annotator to give the pairs to.")
+    if to_user.pk not in {u.pk for u in judges_of(campaign.project)}:
+        raise WorkbenchError(f"{to_user} may not judge in this project.")
+    with transaction.atomic():
+        locked = Campaign.objects.select_for_update().get(pk=campaign.pk)  # one reassignment at a time
+        if locked.status not in (Campaign.Status.OPEN, Campaign.Status.CLOSED):
+            raise WorkbenchError("The campaign has no pool yet.")
+        pending = list(
+            Assignment.objects.select_for_update()
+            .filter(campaign=campaign, annotator=from_user, judgment__isnull=True)
+            .values_list("pk", "item_id")
+        )
+        theirs = set(
+            Assignment.objects.filter(
+                campaign=campaign, annotator=to_user, item_id__in=[i for _, i in pending]
+            ).values_list("item_id", flat=True)
+        )
+        movable = [pk for pk, item in pending if item not in theirs]
+        moved = Assignment.objects.filter(pk__in=movable, annotator=from_user, judgment__isnull=True).update(
+            annotator=to_user
+        )
+        if moved:
+            locked.annotators.add(to_user)
+    return {"moved": moved, "kept_overlap": len(pending) - len(movable), "pending": len(pending)}
