@@ -59,9 +59,23 @@ def campaign_list(request: HttpRequest, project: Project) -> HttpResponse:
     return render(request, "labeling/campaigns.html", {"project": project, "rows": rows})
 
 
+def _campaign_initial(request: HttpRequest) -> dict[str, Any]:
+    """A new campaign prefilled from links elsewhere ("Send to judging" on a query or an evaluation's drill-down):
+    ``?query_ids=a,b&configurations=3&configurations=5&depth=10``. Only initial values: the form checks them."""
+    initial: dict[str, Any] = {}
+    if ids := request.GET.get("query_ids", "")[:20000]:
+        initial["query_ids"] = ids
+    configurations = [c for c in request.GET.getlist("configurations") if c.isdigit()]
+    if configurations:
+        initial["configurations"] = configurations
+    if (depth := request.GET.get("depth", "")).isdigit():
+        initial["depth"] = max(1, min(1000, int(depth)))
+    return initial
+
+
 @project_view(Capability.RUN_JOBS)
 def campaign_new(request: HttpRequest, project: Project) -> HttpResponse:
-    form = CampaignForm(request.POST or None, project=project)
+    form = CampaignForm(request.POST or None, project=project, initial=_campaign_initial(request))
     if request.method == "POST" and form.is_valid():
         d = form.cleaned_data
         try:
