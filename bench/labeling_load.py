@@ -278,12 +278,21 @@ def crowd(port: int, names: list[str], judge_path: str, seconds: float, think: f
             annotator(port, name, judge_path, deadline_box, out, start, think)
         except Exception as exc:  # report, never hang the others at the barrier
             start.abort()
-            out[name] = {"times": [], "errors": 1, "ok": 0, "ran_out": False, "reconnects": 0, "crash": repr(exc)}
+            if not isinstance(exc, threading.BrokenBarrierError):
+                out[name] = {"times": [], "errors": 1, "ok": 0, "ran_out": False, "reconnects": 0, "crash": repr(exc)}
+            else:
+                out.setdefault(name, {"times": [], "errors": 0, "ok": 0, "ran_out": False, "reconnects": 0})
 
     threads = [threading.Thread(target=run, args=(n,)) for n in names]
     for t in threads:
         t.start()
-    start.wait(timeout=300)
+    try:
+        start.wait(timeout=300)
+    except threading.BrokenBarrierError:  # a client crashed before the start: its error is in ``out``
+        deadline_box["t"] = 0
+        for t in threads:
+            t.join()
+        return summarise(out, 0.0, (os.getloadavg()[0], os.getloadavg()[0]))
     load_before = os.getloadavg()[0]
     began = time.time()
     deadline_box["t"] = began + seconds
@@ -326,7 +335,11 @@ def main() -> None:
         saturation = crowd(port, names, judge_path, SATURATION_SECONDS, 0.0) if SATURATION_SECONDS > 0 else None
     finally:
         os.killpg(proc.pid, signal.SIGTERM)
-        proc.wait(timeout=30)
+        try:
+            proc.wait(timeout=40)  # graceful_timeout is 30 s
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait(timeout=10)
     phases = [p for p in (single, realistic, saturation) if p]
     ok = sum(p["saves_answered_200"] for p in phases)
     stored = Judgment.objects.filter(project=project, source="annotator").count()
