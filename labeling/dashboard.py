@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from urllib.parse import urlencode
+
 from django.urls import reverse
 
 from labeling.models import Assignment, Campaign, LabelSnapshot
-from workbench.dashboard import LEAD, Action, Stage, dashboard_stage
+from workbench.dashboard import LEAD, Action, Stage, dashboard_stage, query_action
 from workbench.models import Project, Query, SearchConfiguration
 from workbench.roles import Capability, role_allows
 
@@ -41,3 +43,13 @@ def labeling_stage(project: Project, role: str | None) -> Stage:
     elif state == "todo":
         stage.hint = LEAD
     return stage
+
+
+@query_action("labeling")
+def judging_action(project: Project, query: Query, role: str | None) -> Action | None:
+    """On a query's page: an ML lead starts a campaign prefilled with it; a judge with pairs of it in an open campaign
+    goes to them."""
+    if role_allows(role, Capability.RUN_JOBS):
+        url = reverse("labeling:campaign_new", kwargs={"slug": project.slug})
+        return Action("Send to judging", f"{url}?{urlencode({'query_ids': query.external_id})}", primary=False)
+    return None

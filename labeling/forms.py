@@ -37,6 +37,13 @@ class CampaignForm(forms.Form):
         min_value=0, max_value=10, initial=1, label="Adjudicate when grades differ by more than"
     )
     order = forms.ChoiceField(choices=Campaign.Order.choices, label="Queue order")
+    boundary_model = forms.ModelChoiceField(
+        queryset=ModelVersion.objects.none(), required=False, label="Boundary order: score pairs with",
+        empty_label="the pool's own scores (normalised per configuration and query)",
+    )  # fmt: skip
+    boundary = forms.FloatField(
+        min_value=0.0, max_value=1.0, initial=0.5, required=False, label="Decision boundary (0–1 score)"
+    )
     annotators = forms.ModelMultipleChoiceField(
         queryset=get_user_model().objects.none(), widget=forms.CheckboxSelectMultiple, required=False,
         help_text="None ticked: every member who may judge.",
@@ -53,12 +60,34 @@ class CampaignForm(forms.Form):
             "index"
         )
         self.fields["annotators"].queryset = get_user_model().objects.filter(pk__in=[u.pk for u in judges_of(project)])
+        self.fields["boundary_model"].queryset = ModelVersion.objects.filter(
+            project=project, kind=ModelVersion.Kind.CROSS_ENCODER, usable_for_search=True
+        )
 
     def log_query_list(self) -> list[str]:
         return [t for t in (self.cleaned_data.get("log_queries") or "").splitlines() if t.strip()]
 
     def query_id_list(self) -> list[str]:
         return [q for q in re.split(r"[\s,]+", self.cleaned_data.get("query_ids") or "") if q]
+
+
+class ReassignForm(forms.Form):
+    """Who gives their unjudged pairs to whom (the ML lead's tool when someone leaves or falls behind)."""
+
+    from_user = forms.ModelChoiceField(queryset=get_user_model().objects.none(), label="Unjudged pairs of")
+    to_user = forms.ModelChoiceField(queryset=get_user_model().objects.none(), label="go to")
+
+    def __init__(self, *args, campaign: Campaign, **kwargs) -> None:  # type: ignore[no-untyped-def]
+        super().__init__(*args, **kwargs)
+        User = get_user_model()
+        self.fields["from_user"].queryset = (
+            User.objects.filter(assignments__campaign=campaign, assignments__judgment__isnull=True)
+            .distinct()
+            .order_by("username")
+        )
+        self.fields["to_user"].queryset = User.objects.filter(
+            pk__in=[u.pk for u in judges_of(campaign.project)]
+        ).order_by("username")
 
 
 class GuidelineForm(forms.Form):

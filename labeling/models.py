@@ -107,6 +107,7 @@ class Campaign(models.Model):
     class Order(models.TextChoices):
         RANDOM = "random", "Random per annotator"
         INFORMATIVE = "informative", "Most informative first (systems disagree most)"
+        BOUNDARY = "boundary", "Most uncertain first (model score nearest the decision boundary)"
 
     project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="campaigns")
     # CASCADE: its pairs and judgments go with the corpus's documents anyway.
@@ -125,6 +126,12 @@ class Campaign(models.Model):
         default=1, help_text="Pairs whose grades differ by more than this go to adjudication."
     )
     order = models.CharField(max_length=12, choices=Order.choices, default=Order.RANDOM)
+    # Boundary order: pairs scored by this cross-encoder (sigmoid of its logit), else by the pool's own scores
+    # (min-max within each configuration and query, averaged over the configurations); nearest ``boundary`` first.
+    boundary_model = models.ForeignKey(
+        "workbench.ModelVersion", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    boundary = models.FloatField(default=0.5, help_text="Decision boundary on the 0–1 score (boundary order).")
     seed = models.IntegerField(default=0)
     status = models.CharField(max_length=10, choices=Status.choices, default=Status.DRAFT)
     job = models.ForeignKey("workbench.Job", null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
@@ -170,6 +177,7 @@ class PoolItem(models.Model):
     document = models.ForeignKey(Document, on_delete=models.CASCADE, related_name="+")
     ranks = models.JSONField(default=dict, help_text="Configuration id -> rank (1-based) in its top k.")
     informativeness = models.FloatField(default=0.0)
+    model_score = models.FloatField(null=True, blank=True, help_text="0–1 score the boundary order sorted by.")
 
     class Meta:
         constraints = [models.UniqueConstraint(fields=["campaign", "query", "document"], name="one_pool_item_per_pair")]

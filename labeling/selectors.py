@@ -6,7 +6,7 @@ from collections import Counter, defaultdict
 from collections.abc import Iterable, Iterator
 from typing import Any
 
-from django.db.models import Count, Q, QuerySet
+from django.db.models import Count, IntegerField, Q, QuerySet, Subquery
 
 from labeling import agreement
 from labeling.models import (
@@ -82,28 +82,47 @@ def my_assignments(campaign: Campaign, user: Any) -> QuerySet[Assignment]:
     )
 
 
-def assignment_next(campaign: Campaign, user: Any) -> Assignment | None:
-    """The user's first unjudged pair in their own (randomised) order."""
-    return my_assignments(campaign, user).filter(judgment__isnull=True).first()
-
-
-def assignment_neighbours(assignment: Assignment) -> tuple[int | None, int | None]:
-    """Previous and next assignment ids in the annotator's order (j/k)."""
-    mine = Assignment.objects.filter(campaign_id=assignment.campaign_id, annotator_id=assignment.annotator_id)
-    key = (assignment.order_key, assignment.pk)
-    prev = (
-        mine.filter(Q(order_key__lt=key[0]) | Q(order_key=key[0], pk__lt=key[1]))
-        .order_by("-order_key", "-id")
-        .values_list("pk", flat=True)
-        .first()
+def assignment_next(campaign: Campaign, user: Any, *, after: Assignment | None = None) -> Assignment | None:
+    """The user's first unjudged pair in their own (randomised) order; with ``after``: the first unjudged one that
+    follows it, else the first unjudged one at all. Its ``progress`` attribute holds ``my_progress``, counted in the
+    same query (the judging pane shows both after every save): both counts read only the queue's indexes."""
+    mine = Assignment.objects.filter(campaign_id=campaign.pk, annotator_id=user.pk).order_by()
+    total = Subquery(mine.values("annotator_id").annotate(n=Count("id")).values("n"), output_field=IntegerField())
+    left = Subquery(
+        mine.filter(judgment__isnull=True).values("annotator_id").annotate(n=Count("id")).values("n"),
+        output_field=IntegerField(),
     )
-    nxt = (
-        mine.filter(Q(order_key__gt=key[0]) | Q(order_key=key[0], pk__gt=key[1]))
+    pending = (
+        Assignment.objects.filter(campaign_id=campaign.pk, annotator_id=user.pk, judgment__isnull=True)
+        .select_related("item__query", "item__document", "judgment")  # what the pane shows, nothing more
         .order_by("order_key", "id")
-        .values_list("pk", flat=True)
-        .first()
+        .annotate(n_total=total, n_left=left)
     )
-    return prev, nxt
+    a = pending.filter(_after(after)).first() if after is not None else None
+    if a is None:
+        a = pending.first()
+    if a is not None:
+        a.campaign = campaign  # already loaded by the caller
+        n_left = a.n_left or 0  # type: ignore[attr-defined]
+        a.progress = {"done": a.n_total - n_left, "total": a.n_total, "left": n_left}  # type: ignore[attr-defined]
+    return a
+
+
+def _after(a: Assignment) -> Q:
+    return Q(order_key__gt=a.order_key) | Q(order_key=a.order_key, pk__gt=a.pk)
+
+
+def _before(a: Assignment) -> Q:
+    return Q(order_key__lt=a.order_key) | Q(order_key=a.order_key, pk__lt=a.pk)
+
+
+def assignment_step(assignment: Assignment, user: Any, *, forward: bool) -> Assignment | None:
+    """The user's pair after (``forward``) or before the given one in their order (j/k), judged or not. Resolved when
+    the key is pressed rather than for every pane: most panes are left by a grade, not by j/k."""
+    mine = my_assignments(assignment.campaign, user)
+    if forward:
+        return mine.filter(_after(assignment)).first()
+    return mine.filter(_before(assignment)).order_by("-order_key", "-id").first()
 
 
 def my_progress(campaign: Campaign, user: Any) -> dict[str, int]:
@@ -117,12 +136,12 @@ def others_grades(assignment: Assignment) -> list[Judgment]:
     """Other annotators' judgments of the same pair (shown only when the campaign is not blind)."""
     if assignment.campaign.blind:
         return []
-    ids = (
-        Assignment.objects.filter(item_id=assignment.item_id, judgment__isnull=False)
-        .exclude(pk=assignment.pk)
-        .values_list("judgment_id", flat=True)
+    return list(
+        Judgment.objects.filter(assignment__item_id=assignment.item_id)
+        .exclude(assignment__pk=assignment.pk)
+        .select_related("annotator")
+        .order_by("id")
     )
-    return list(Judgment.objects.filter(pk__in=list(ids)).select_related("annotator"))
 
 
 def _median(values: list[float]) -> float | None:

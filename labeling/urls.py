@@ -19,6 +19,7 @@ urlpatterns = [
     path(C + "aggregate/", views.campaign_aggregate, name="campaign_aggregate"),
     path(C + "status/", views.campaign_status, name="campaign_status"),
     path(C + "autojudge/", views.campaign_autojudge, name="campaign_autojudge"),
+    path(C + "reassign/", views.campaign_reassign, name="campaign_reassign"),
     path(C + "agreement/", views.campaign_agreement, name="agreement"),
     path(C + "judge/", views.judge, name="judge"),
     path(C + "judge/<int:assignment_pk>/", views.judge_submit, name="judge_submit"),

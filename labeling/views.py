@@ -22,6 +22,7 @@ from labeling.forms import (
     CrossEncoderJudgeForm,
     GuidelineForm,
     MiningForm,
+    ReassignForm,
     SnapshotForm,
 )
 from labeling.models import Adjudication, Assignment, AuditItem, AuditVerdict, Campaign, PoolItem
@@ -58,9 +59,23 @@ def campaign_list(request: HttpRequest, project: Project) -> HttpResponse:
     return render(request, "labeling/campaigns.html", {"project": project, "rows": rows})
 
 
+def _campaign_initial(request: HttpRequest) -> dict[str, Any]:
+    """A new campaign prefilled from links elsewhere ("Send to judging" on a query or an evaluation's drill-down):
+    ``?query_ids=a,b&configurations=3&configurations=5&depth=10``. Only initial values: the form checks them."""
+    initial: dict[str, Any] = {}
+    if ids := request.GET.get("query_ids", "")[:20000]:
+        initial["query_ids"] = ids
+    configurations = [c for c in request.GET.getlist("configurations") if c.isdigit()]
+    if configurations:
+        initial["configurations"] = configurations
+    if (depth := request.GET.get("depth", "")).isdigit():
+        initial["depth"] = max(1, min(1000, int(depth)))
+    return initial
+
+
 @project_view(Capability.RUN_JOBS)
 def campaign_new(request: HttpRequest, project: Project) -> HttpResponse:
-    form = CampaignForm(request.POST or None, project=project)
+    form = CampaignForm(request.POST or None, project=project, initial=_campaign_initial(request))
     if request.method == "POST" and form.is_valid():
         d = form.cleaned_data
         try:
@@ -78,6 +93,8 @@ def campaign_new(request: HttpRequest, project: Project) -> HttpResponse:
                 aggregation=d["aggregation"],
                 disagreement_threshold=d["disagreement_threshold"],
                 order=d["order"],
+                boundary_model=d["boundary_model"],
+                boundary=d["boundary"] if d["boundary"] is not None else 0.5,
                 guidelines=d["guidelines"],
                 annotators=list(d["annotators"]) or None,
                 log_queries=form.log_query_list(),
@@ -111,8 +128,32 @@ def campaign_detail(request: HttpRequest, project: Project, pk: int) -> HttpResp
             "autojudge_form": AutojudgeForm(),
             "cross_judge_form": CrossEncoderJudgeForm(project=project),
             "configurations": campaign.configurations.all(),
+            "reassign_form": ReassignForm(campaign=campaign),
         },
     )
+
+
+@require_POST
+@project_view(Capability.RUN_JOBS)
+def campaign_reassign(request: HttpRequest, project: Project, pk: int) -> HttpResponse:
+    campaign = _campaign(project, pk)
+    form = ReassignForm(request.POST, campaign=campaign)
+    if not form.is_valid():
+        messages.error(request, "Reassign: pick an annotator with unjudged pairs and a judge to give them to.")
+        return redirect("labeling:campaign", slug=project.slug, pk=pk)
+    d = form.cleaned_data
+    try:
+        result = campaigns.assignments_reassign_remaining(
+            campaign=campaign, from_user=d["from_user"], to_user=d["to_user"]
+        )
+    except WorkbenchError as exc:
+        messages.error(request, str(exc))
+    else:
+        kept = f"; {result['kept_overlap']} stay (they already have those pairs)" if result["kept_overlap"] else ""
+        messages.success(
+            request, f"{result['moved']} unjudged pairs of {d['from_user']} now go to {d['to_user']}{kept}."
+        )
+    return redirect("labeling:campaign", slug=project.slug, pk=pk)
 
 
 @require_POST
@@ -216,20 +257,20 @@ def campaign_agreement(request: HttpRequest, project: Project, pk: int) -> HttpR
 
 
 def _pane_context(request: HttpRequest, project: Project, campaign: Campaign, a: Assignment | None, **extra: Any):
+    """What the judging pane shows. Progress comes with ``a`` when it was read by ``assignment_next``; j/k links
+    name the current pair and a direction, resolved only when pressed (``judge``), not on every save."""
+    progress = getattr(a, "progress", None) or selectors.my_progress(campaign, request.user)
     ctx: dict[str, Any] = {
         "project": project,
         "campaign": campaign,
         "a": a,
-        "mine": selectors.my_progress(campaign, request.user),
+        "mine": progress,
         "grades": project.grades,
         "shown_at": f"{time.time():.3f}",
         **extra,
     }
     if a is not None:
-        prev, nxt = selectors.assignment_neighbours(a)
         ctx.update(
-            prev=prev,
-            next=nxt,
             others=selectors.others_grades(a),
             evidence_json=json.dumps(a.judgment.evidence if a.judgment else []),
         )
@@ -244,9 +285,9 @@ def _own_assignment(campaign: Campaign, user: Any, pk: Any) -> Assignment | None
     return selectors.my_assignments(campaign, user).filter(pk=pk).first()
 
 
-def _query_url(project: Project, campaign: Campaign, a: Assignment) -> str:
-    url = reverse("labeling:judge_query", kwargs={"slug": project.slug, "pk": campaign.pk, "query_pk": a.item.query_id})
-    return f"{url}#a{a.pk}"
+def _query_url(project: Project, campaign: Campaign, query_id: int, assignment_id: int) -> str:
+    url = reverse("labeling:judge_query", kwargs={"slug": project.slug, "pk": campaign.pk, "query_pk": query_id})
+    return f"{url}#a{assignment_id}"
 
 
 def _render_pane(request: HttpRequest, ctx: dict) -> HttpResponse:
@@ -259,17 +300,24 @@ def _render_pane(request: HttpRequest, ctx: dict) -> HttpResponse:
 
 @project_view(Capability.JUDGE)
 def judge(request: HttpRequest, project: Project, pk: int) -> HttpResponse:
-    """The annotator's screen: the pair ``?a=<id>`` of their own, else their next unjudged pair."""
+    """The annotator's screen: the pair ``?a=<id>`` of their own (``&step=next|prev``: the one after or before it,
+    judged or not), else their next unjudged pair."""
     campaign = _campaign(project, pk)
-    a = None
+    a, notice = None, ""
     if request.GET.get("a"):
         a = _own_assignment(campaign, request.user, request.GET["a"])
         if a is None:
             raise Http404("Not one of your pairs")
+        step = request.GET.get("step")
+        if step in ("next", "prev"):
+            other = selectors.assignment_step(a, request.user, forward=step == "next")
+            if other is None:
+                notice = "This is your last pair." if step == "next" else "This is your first pair."
+            a = other or a
     else:
         a = selectors.assignment_next(campaign, request.user)
     undo = _own_assignment(campaign, request.user, request.GET.get("undo")) if request.GET.get("undo") else None
-    return _render_pane(request, _pane_context(request, project, campaign, a, undo=undo))
+    return _render_pane(request, _pane_context(request, project, campaign, a, undo=undo, notice=notice))
 
 
 @project_view(Capability.JUDGE)
@@ -298,6 +346,8 @@ def judge_query(request: HttpRequest, project: Project, pk: int, query_pk: int) 
 @require_POST
 @project_view(Capability.JUDGE)
 def judge_submit(request: HttpRequest, project: Project, pk: int, assignment_pk: int) -> HttpResponse:
+    """Save a grade and answer with the next pair: the first unjudged one after this pair in the annotator's order
+    (so a revision from the list carries on from there), else their first unjudged one."""
     campaign = _campaign(project, pk)
     data = request.POST
     cant = data.get("cant_judge") in ("1", "on", "true") or data.get("cant") == "1"
@@ -315,7 +365,7 @@ def judge_submit(request: HttpRequest, project: Project, pk: int, assignment_pk:
         seconds = max(0.0, time.time() - shown)
     grade = None if cant else _float(data.get("grade"))
     try:
-        campaigns.judgment_submit(
+        judgment = campaigns.judgment_submit(
             assignment_id=assignment_pk,
             user=request.user,
             grade=None if grade is None else int(grade),
@@ -323,12 +373,13 @@ def judge_submit(request: HttpRequest, project: Project, pk: int, assignment_pk:
             cant_judge=cant,
             explanation=(data.get("reason") if cant else data.get("explanation")) or "",
             seconds=seconds,
+            campaign_id=campaign.pk,
         )
     except WorkbenchError as exc:
         a = _own_assignment(campaign, request.user, assignment_pk)
         if data.get("back") == "query" and a is not None:
             messages.error(request, str(exc))
-            return redirect(_query_url(project, campaign, a))
+            return redirect(_query_url(project, campaign, a.item.query_id, a.pk))
         if not request.htmx:
             messages.error(request, str(exc))
             url = reverse("labeling:judge", kwargs={"slug": project.slug, "pk": pk})
@@ -336,14 +387,10 @@ def judge_submit(request: HttpRequest, project: Project, pk: int, assignment_pk:
         return render(
             request, "labeling/_judge_pane.html", _pane_context(request, project, campaign, a, error=str(exc))
         )
-    done = _own_assignment(campaign, request.user, assignment_pk)
+    done = judgment.assignment  # the row the service locked, with this judgment
     if data.get("back") == "query":
-        return redirect(_query_url(project, campaign, done))
-    # After a revision from the list or j/k, carry on with the pair that follows; else the next unjudged one.
-    follow = data.get("then")
-    nxt = _own_assignment(campaign, request.user, follow) if follow else None
-    if nxt is None or nxt.judgment_id:
-        nxt = selectors.assignment_next(campaign, request.user)
+        return redirect(_query_url(project, campaign, judgment.query_id, done.pk))
+    nxt = selectors.assignment_next(campaign, request.user, after=done)
     if not request.htmx:
         url = reverse("labeling:judge", kwargs={"slug": project.slug, "pk": pk})
         return redirect(f"{url}?undo={done.pk}" + (f"&a={nxt.pk}" if nxt else ""))

@@ -8,6 +8,7 @@ from typing import Any
 
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
+from django.db.models import OuterRef, Subquery
 from django.http import Http404, HttpRequest, HttpResponse
 
 from workbench.models import Membership, Project, Role
@@ -23,8 +24,15 @@ def project_role(user: Any, project: Project) -> str | None:
 
 
 def resolve_project(user: Any, slug: str, capability: Capability) -> tuple[Project, str]:
-    project = Project.objects.filter(slug=slug).first()
-    role = project_role(user, project) if project else None
+    projects = Project.objects.filter(slug=slug)
+    if user.is_authenticated and not user.is_superuser:
+        # The project and the user's role in one query: this runs on every project request (each judgment saved).
+        mine = Membership.objects.filter(project=OuterRef("pk"), user_id=user.pk).values("role")[:1]
+        project = projects.annotate(member_role=Subquery(mine)).first()
+        role = project.member_role if project else None  # type: ignore[attr-defined]
+    else:
+        project = projects.first()
+        role = project_role(user, project) if project else None
     if project is None or role is None:
         raise Http404("No such project")
     if not role_allows(role, capability):

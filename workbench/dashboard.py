@@ -15,7 +15,16 @@ from dataclasses import dataclass, field
 from django.db.models import Count
 from django.urls import reverse
 
-from workbench.models import Corpus, IndexVersion, Job, Judgment, Project, SearchConfiguration, ServingRecord
+from workbench.models import (
+    Corpus,
+    IndexVersion,
+    Job,
+    Judgment,
+    Project,
+    Query,
+    SearchConfiguration,
+    ServingRecord,
+)
 from workbench.roles import Capability, role_allows
 
 
@@ -62,6 +71,25 @@ def dashboard_stage(key: str, *, order: int, priority: int | None = None) -> Cal
         return builder
 
     return register
+
+
+QueryActionBuilder = Callable[[Project, Query, "str | None"], "Action | None"]
+_QUERY_ACTIONS: dict[str, QueryActionBuilder] = {}
+
+
+def query_action(key: str) -> Callable[[QueryActionBuilder], QueryActionBuilder]:
+    """Register what an app above the core offers on a query's page (e.g. labeling's "Send to judging"): the core
+    page shows the actions without importing the apps."""
+
+    def register(builder: QueryActionBuilder) -> QueryActionBuilder:
+        _QUERY_ACTIONS[key] = builder
+        return builder
+
+    return register
+
+
+def query_actions(project: Project, query: Query, role: str | None) -> list[Action]:
+    return [a for _, builder in sorted(_QUERY_ACTIONS.items()) if (a := builder(project, query, role)) is not None]
 
 
 def project_dashboard(project: Project, role: str | None) -> dict:

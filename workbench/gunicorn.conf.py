@@ -19,6 +19,9 @@ env = project_env(BASE_DIR)
 wsgi_app = "workbench.wsgi:application"
 chdir = str(BASE_DIR)
 bind = env.list("GUNICORN_BIND", ["127.0.0.1:8000"])
+# On 2 cores: one process per core (the GIL lets one thread per process run Python at a time; more processes than
+# cores only add memory, each caching its own models) and 4 threads each, so a request waiting on PostgreSQL leaves
+# its core to another. The judging load benchmark (bench/labeling_load.py) runs with these.
 workers = env.int("GUNICORN_WORKERS", 2, min_value=1)
 threads = env.int("GUNICORN_THREADS", 4, min_value=1)
 worker_class = "gthread"

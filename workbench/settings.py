@@ -90,6 +90,8 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    # First, so its Server-Timing header covers every other middleware, the view and the template.
+    "workbench.middleware.ServerTimingMiddleware",
     "django.middleware.security.SecurityMiddleware",
     # Static files straight from gunicorn (compressed, far-future cache headers on hashed names); no DEBUG needed.
     "whitenoise.middleware.WhiteNoiseMiddleware",

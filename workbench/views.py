@@ -17,7 +17,7 @@ from django.views.decorators.http import require_POST
 
 from workbench import selectors
 from workbench.access import project_role, project_view
-from workbench.dashboard import project_dashboard
+from workbench.dashboard import project_dashboard, query_actions
 from workbench.errors import WorkbenchError
 from workbench.forms import (
     CorpusForm,
@@ -271,6 +271,7 @@ def query_detail(request: HttpRequest, project: Project, pk: int) -> HttpRespons
         "query": query,
         "judged": judged,
         "n_relevant": sum(1 for j in judged if (j["gold"] or 0) >= project.relevance_threshold),
+        "actions": query_actions(project, query, request.role),  # type: ignore[attr-defined]
     }
     return render(request, "workbench/query.html", context)
 

@@ -13,12 +13,24 @@ from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 from django.db import transaction
+from django.db.models import OuterRef, Subquery
 from django.utils import timezone
 
 from labeling.models import Adjudication, Assignment, Campaign, GuidelineVersion, PoolItem
 from workbench.errors import WorkbenchError
 from workbench.jobs import job_create
-from workbench.models import Corpus, Document, Job, Judgment, Membership, Project, Query, QueryTag, SearchConfiguration
+from workbench.models import (
+    Corpus,
+    Document,
+    Job,
+    Judgment,
+    Membership,
+    ModelVersion,
+    Project,
+    Query,
+    QueryTag,
+    SearchConfiguration,
+)
 from workbench.roles import Capability, role_allows
 
 POOL_JOB_KIND = "campaign_pool"
@@ -56,6 +68,8 @@ def campaign_create(
     annotators: Sequence[Any] | None = None,
     seed: int = 0,
     log_queries: Sequence[str] = (),
+    boundary_model: ModelVersion | None = None,
+    boundary: float = 0.5,
 ) -> Campaign:
     """A draft campaign with guidelines v1; its pool is built by ``campaign_pool_start``.
 
@@ -75,6 +89,13 @@ def campaign_create(
         raise WorkbenchError(f"Unknown aggregation rule {aggregation!r}.")
     if order not in Campaign.Order.values:
         raise WorkbenchError(f"Unknown queue order {order!r}.")
+    if not 0.0 <= float(boundary) <= 1.0:
+        raise WorkbenchError(f"The decision boundary is a score from 0 to 1 (got {boundary}).")
+    if boundary_model is not None:
+        if boundary_model.project_id != project.pk or boundary_model.kind != ModelVersion.Kind.CROSS_ENCODER:
+            raise WorkbenchError("The boundary order scores pairs with a cross-encoder of this project.")
+        if not boundary_model.usable_for_search:
+            raise WorkbenchError(f"{boundary_model.name} has an untrained head; its scores would mean nothing.")
     configurations = list(configurations)
     if not configurations:
         raise WorkbenchError("Pick at least one search configuration to pool from.")
@@ -130,6 +151,8 @@ def campaign_create(
             aggregation=aggregation,
             disagreement_threshold=max(0, int(disagreement_threshold)),
             order=order,
+            boundary_model=boundary_model if order == Campaign.Order.BOUNDARY else None,
+            boundary=float(boundary),
             seed=seed,
             created_by=user if getattr(user, "is_authenticated", False) else None,
         )
@@ -196,11 +219,67 @@ def informativeness(ranks: dict[str, int], n_configs: int, depth: int) -> float:
     return math.sqrt(sum((g - mean) ** 2 for g in gains) / n_configs)
 
 
-def order_key(campaign: Campaign, annotator_id: int, item_id: int, info: float) -> str:
+def pooled_scores(runs: Sequence[dict[str, dict[str, float]]], depth: int) -> dict[tuple[str, str], float]:
+    """A 0–1 score per pooled (query, document) from the configurations' own scores: min-max within each
+    configuration's top ``depth`` for a query (raw BM25, cosine and reranker scores share no scale), averaged over the
+    configurations, a configuration that missed the pair counting 0."""
+    sums: dict[tuple[str, str], float] = {}
+    for run in runs:
+        for qid, scores in run.items():
+            top = sorted(scores.items(), key=lambda kv: (-kv[1], kv[0]))[:depth]
+            if not top:
+                continue
+            high, low = top[0][1], top[-1][1]
+            for doc, score in top:
+                norm = (score - low) / (high - low) if high > low else 1.0
+                sums[(qid, doc)] = sums.get((qid, doc), 0.0) + norm
+    return {pair: total / max(1, len(runs)) for pair, total in sums.items()}
+
+
+def sigmoid(logit: float) -> float:
+    return 1.0 / (1.0 + math.exp(-max(-50.0, min(50.0, float(logit)))))
+
+
+def order_key(campaign: Campaign, annotator_id: int, item_id: int, info: float, score: float | None = None) -> str:
+    """Sort key of one annotator's queue: random per annotator (a hash), after a prefix for the informed orders:
+    systems' disagreement descending, or distance of the model score from the boundary ascending."""
     digest = hashlib.sha256(f"{campaign.seed}:{campaign.pk}:{annotator_id}:{item_id}".encode()).hexdigest()[:24]
     if campaign.order == Campaign.Order.INFORMATIVE:
         return f"{999_999 - min(999_999, int(info * 1_000_000)):06d}:{digest}"
+    if campaign.order == Campaign.Order.BOUNDARY:
+        distance = 1.0 if score is None else abs(score - campaign.boundary)
+        return f"{min(999_999, int(distance * 1_000_000)):06d}:{digest}"
     return digest
+
+
+def _model_scores(
+    model: ModelVersion,
+    pairs: Sequence[tuple[str, str]],
+    qtexts: dict[str, str],
+    corpus_id: int,
+    progress: Callable[[float, str], None],
+) -> dict[tuple[str, str], float]:
+    """The cross-encoder's sigmoid score of every pooled pair, one call per query."""
+    from workbench.retrieval.texts import passage_text
+    from workbench.services.engines import reranker_for
+
+    reranker = reranker_for(model)
+    by_query: dict[str, list[str]] = {}
+    for qid, doc in pairs:
+        by_query.setdefault(qid, []).append(doc)
+    texts = {
+        ext: passage_text(title, text)
+        for ext, title, text in Document.objects.filter(
+            corpus_id=corpus_id, external_id__in={d for _, d in pairs}
+        ).values_list("external_id", "title", "text")
+    }
+    out: dict[tuple[str, str], float] = {}
+    for n, (qid, docs) in enumerate(by_query.items()):
+        docs = [d for d in docs if d in texts]
+        for doc, logit in zip(docs, reranker.score(qtexts[qid], [texts[d] for d in docs]), strict=True):
+            out[(qid, doc)] = sigmoid(float(logit))
+        progress(0.8 + 0.05 * (n + 1) / max(1, len(by_query)), f"Scoring pairs with {model.name}")
+    return out
 
 
 def judged_under(project: Project, guideline_hash_: str) -> set[tuple[int, int]]:
@@ -222,13 +301,22 @@ def campaign_pool_build(*, campaign: Campaign, progress: Callable[[float, str], 
     qtexts = [(q.external_id, q.text) for q in queries]
     documents = PassageDocuments(campaign.corpus_id)
     ranks: dict[tuple[str, str], dict[str, int]] = {}
+    runs = []
     for n, configuration in enumerate(configurations):
         progress(n / max(1, len(configurations)) * 0.8, f"Searching with {configuration.name}")
         outcome = configuration_run(configuration, qtexts, depth=campaign.depth, documents=documents)
+        runs.append(outcome.run)
         for qid, scores in outcome.run.items():
             ordered = sorted(scores.items(), key=lambda kv: (-kv[1], kv[0]))
             for rank, (doc, _) in enumerate(ordered[: campaign.depth], start=1):
                 ranks.setdefault((qid, doc), {})[str(n)] = rank
+    scores: dict[tuple[str, str], float] = {}
+    if campaign.order == Campaign.Order.BOUNDARY:
+        model = campaign.boundary_model
+        if model is not None:
+            scores = _model_scores(model, sorted(ranks), dict(qtexts), campaign.corpus_id, progress)
+        else:
+            scores = pooled_scores(runs, campaign.depth)
     progress(0.85, "Assigning pairs")
     qpk = {q.external_id: q.pk for q in queries}
     dpk = dict(
@@ -257,6 +345,7 @@ def campaign_pool_build(*, campaign: Campaign, progress: Callable[[float, str], 
                     document_id=dpk[doc],
                     ranks=r,
                     informativeness=informativeness(r, len(configurations), campaign.depth),
+                    model_score=scores.get((qid, doc)),
                 )
             )
         PoolItem.objects.bulk_create(items, ignore_conflicts=True)
@@ -270,7 +359,7 @@ def campaign_pool_build(*, campaign: Campaign, progress: Callable[[float, str], 
                         item=item,
                         campaign=campaign,
                         annotator=person,
-                        order_key=order_key(campaign, person.pk, item.pk, item.informativeness),
+                        order_key=order_key(campaign, person.pk, item.pk, item.informativeness, item.model_score),
                     )
                 )
         Assignment.objects.bulk_create(assignments, ignore_conflicts=True)
@@ -328,17 +417,27 @@ def judgment_submit(
     cant_judge: bool = False,
     explanation: str = "",
     seconds: float | None = None,
+    campaign_id: int | None = None,
 ) -> Judgment:
     """Record (or revise) the user's judgment of their assignment: one Judgment per assignment, whatever arrives
-    twice. Refused, writing nothing: another's or a closed campaign's assignment, a grade off the scale, a span
-    outside the text, can't-judge without a reason."""
+    twice. Refused, writing nothing: another's or a closed campaign's assignment (or, given ``campaign_id``, one of
+    another campaign), a grade off the scale, a span outside the text, can't-judge without a reason.
+
+    The returned judgment's ``assignment`` is the assignment row as locked (item, document and campaign loaded), so
+    callers need not read it again."""
     for attempt in range(2):
         try:
-            return _submit(assignment_id, user, grade, evidence, cant_judge, explanation, seconds)
+            return _submit(assignment_id, user, grade, evidence, cant_judge, explanation, seconds, campaign_id)
         except _Raced:
             if attempt:
                 raise WorkbenchError("This pair was judged in another tab at the same moment; reload it.") from None
     raise AssertionError("unreachable")
+
+
+def _current_guideline_id() -> Subquery:
+    return Subquery(
+        GuidelineVersion.objects.filter(campaign_id=OuterRef("campaign_id")).order_by("-number").values("pk")[:1]
+    )
 
 
 def _submit(
@@ -349,15 +448,21 @@ def _submit(
     cant_judge: bool,
     explanation: str,
     seconds: float | None,
+    campaign_id: int | None,
 ) -> Judgment:
     with transaction.atomic():
+        # One locked read brings everything the checks and writes need: the campaign and its project, the document
+        # (span bounds), a rule's gold grade of the pair and the current guideline version. Not the judgment: when
+        # this read waited for another request's lock, PostgreSQL re-reads the locked row but not an outer-joined
+        # one, so a judgment linked meanwhile would come back as none; a revision reads it after the lock instead.
         a = (
             Assignment.objects.select_for_update(of=("self",))
-            .select_related("campaign__project", "item__document")
+            .select_related("campaign__project", "item__document", "item__adjudication")
+            .annotate(current_guideline_id=_current_guideline_id())
             .filter(pk=assignment_id)
             .first()
         )
-        if a is None:
+        if a is None or (campaign_id is not None and a.campaign_id != campaign_id):
             raise WorkbenchError("This pair is no longer in the campaign.")
         if a.annotator_id != user.pk:
             raise WorkbenchError("This pair is no longer assigned to you; nothing was saved.")
@@ -379,7 +484,8 @@ def _submit(
                 raise WorkbenchError(f"Grade {grade} is outside the scale {project.grade_min}–{project.grade_max}.")
         spans = _spans(evidence, len(a.item.document.text))
         secs = None if seconds is None else max(0.0, min(MAX_SECONDS, float(seconds)))
-        guideline = guideline_current(campaign)
+        guideline_id = a.current_guideline_id  # type: ignore[attr-defined]
+        now = timezone.now()
         fields = {
             "grade": int(grade),
             "evidence": spans,
@@ -388,8 +494,8 @@ def _submit(
             "seconds": secs,
         }
         if a.judgment_id:
-            Judgment.objects.filter(pk=a.judgment_id).update(updated_at=timezone.now(), **fields)
-            Assignment.objects.filter(pk=a.pk).update(guideline=guideline, judged_at=timezone.now())
+            Judgment.objects.filter(pk=a.judgment_id).update(updated_at=now, **fields)
+            Assignment.objects.filter(pk=a.pk).update(guideline_id=guideline_id, judged_at=now)
             judgment = Judgment.objects.get(pk=a.judgment_id)
         else:
             judgment = Judgment.objects.create(
@@ -401,12 +507,16 @@ def _submit(
                 **fields,
             )
             linked = Assignment.objects.filter(pk=a.pk, judgment__isnull=True).update(
-                judgment=judgment, guideline=guideline, judged_at=timezone.now()
+                judgment=judgment, guideline_id=guideline_id, judged_at=now
             )
             if not linked:  # another request linked one first (databases without row locks): roll this back
                 raise _Raced()
+        a.guideline_id, a.judged_at = guideline_id, now
         # A rule's gold grade came from the old grades: drop it so the rule (or an adjudicator) decides again.
-        _drop_rule_gold(a.item_id)
+        gold = getattr(a.item, "adjudication", None)
+        if gold is not None and gold.method == Adjudication.Method.RULE:
+            _drop_rule_gold(a.item_id)
+        judgment.assignment = a  # the reverse one-to-one, cached: sets a.judgment too
         return judgment
 
 
@@ -448,3 +558,38 @@ def assignment_reassign(*, assignment: Assignment, to: Any) -> Assignment:
         a.annotator = to
         a.save(update_fields=["annotator"])
         return a
+
+
+def assignments_reassign_remaining(*, campaign: Campaign, from_user: Any, to_user: Any) -> dict[str, int]:
+    """Give every pair ``from_user`` has not judged yet in the campaign to ``to_user`` (an annotator who left, or
+    one who is behind). Their judged pairs stay theirs. Pairs ``to_user`` already has (overlap) stay put: one
+    annotator never judges a pair twice.
+
+    Safe against a judgment arriving at the same moment: the pending rows are locked (``select_for_update``) and moved
+    by an UPDATE that still requires them unjudged, so a pair is either judged by ``from_user`` and stays, or moved
+    and their stale page then saves nothing ("no longer assigned to you")."""
+    if from_user.pk == to_user.pk:
+        raise WorkbenchError("Pick another annotator to give the pairs to.")
+    if to_user.pk not in {u.pk for u in judges_of(campaign.project)}:
+        raise WorkbenchError(f"{to_user} may not judge in this project.")
+    with transaction.atomic():
+        locked = Campaign.objects.select_for_update().get(pk=campaign.pk)  # one reassignment at a time
+        if locked.status not in (Campaign.Status.OPEN, Campaign.Status.CLOSED):
+            raise WorkbenchError("The campaign has no pool yet.")
+        pending = list(
+            Assignment.objects.select_for_update()
+            .filter(campaign=campaign, annotator=from_user, judgment__isnull=True)
+            .values_list("pk", "item_id")
+        )
+        theirs = set(
+            Assignment.objects.filter(
+                campaign=campaign, annotator=to_user, item_id__in=[i for _, i in pending]
+            ).values_list("item_id", flat=True)
+        )
+        movable = [pk for pk, item in pending if item not in theirs]
+        moved = Assignment.objects.filter(pk__in=movable, annotator=from_user, judgment__isnull=True).update(
+            annotator=to_user
+        )
+        if moved:
+            locked.annotators.add(to_user)
+    return {"moved": moved, "kept_overlap": len(pending) - len(movable), "pending": len(pending)}

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import functools
+
 from django import template
 from django.utils.safestring import SafeString, mark_safe
 
@@ -19,12 +21,19 @@ def _md():  # type: ignore[no-untyped-def]
 _RENDERER = None
 
 
-@register.filter
-def guideline_markdown(text: str) -> SafeString:
+@functools.lru_cache(maxsize=256)
+def _render(text: str) -> str:
+    """Rendered once per process per distinct text: a guideline version is immutable, so its text (and so its
+    HTML) never changes; a new version is a new text and a new cache entry."""
     global _RENDERER
     if _RENDERER is None:
         _RENDERER = _md()
-    return mark_safe(_RENDERER.render(text or ""))  # html disabled: the renderer escapes all markup
+    return _RENDERER.render(text)
+
+
+@register.filter
+def guideline_markdown(text: str) -> SafeString:
+    return mark_safe(_render(text or ""))  # html disabled: the renderer escapes all markup
 
 
 @register.filter

@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import re
 
 import pytest
 from django.urls import reverse
@@ -115,6 +116,14 @@ def test_drilldown_escapes_text_and_lists_unjudged_pairs(client, built) -> None:
     assert rows[0]["query_text"].startswith("<script>")  # CSV carries the raw text; it is data, not HTML
     everyone = list(csv.DictReader(io.StringIO(client.get(csv_url).content.decode())))
     assert len({r["query_id"] for r in everyone}) > 1
+    assert 'data-testid="send-to-judging"' not in html and "not available" not in html  # an annotator
+    client.force_login(lead)
+    html = client.get(url, {"k": 10}).content.decode()
+    send = re.search(r'data-testid="send-to-judging" href="([^"]+)"', html).group(1).replace("&amp;", "&")
+    assert "depth=10" in send and all(f"configurations={c.configuration_id}" in send for c in run.configs.all())
+    form = client.get(send).content.decode()
+    for c in run.configs.all():  # the campaign form comes with the run's configurations ticked
+        assert re.search(rf'value="{c.configuration_id}"[^>]*checked', form)
 
 
 def test_roles_create_needs_run_jobs_and_outsiders_see_nothing(client, built) -> None:  # type: ignore[no-untyped-def]

@@ -147,3 +147,46 @@ def test_snapshot_hash_on_postgresql_equals_the_pinned_one() -> None:
     from tests.labeling.test_snapshot_hash import PINNED, freeze_fixed_world
 
     assert freeze_fixed_world()[:8] == PINNED
+
+
+def test_reassigning_while_the_annotator_judges_loses_nothing() -> None:
+    """An annotator saves their pairs while the ML lead hands their remaining ones to someone else: every pair ends
+    with exactly one owner; each save either landed (the pair stayed theirs) or was refused (it had moved)."""
+    from labeling.services.campaigns import assignments_reassign_remaining
+
+    _postgres_only()
+    project, _corpus, campaign, users = _world()
+    leaver, taker = users[0], users[1]
+    mine = list(Assignment.objects.filter(campaign=campaign, annotator=leaver).values_list("pk", flat=True))
+    outcomes: dict[int, str] = {}
+
+    @_in_thread
+    def submit(pk: int) -> None:
+        try:
+            judgment_submit(assignment_id=pk, user=leaver, grade=1)
+            outcomes[pk] = "saved"
+        except WorkbenchError:
+            outcomes[pk] = "refused"
+
+    @_in_thread
+    def reassign(_: int) -> dict:
+        return assignments_reassign_remaining(campaign=campaign, from_user=leaver, to_user=taker)
+
+    with ThreadPoolExecutor(max_workers=6) as pool:
+        futures = [pool.submit(submit, pk) for pk in mine]
+        moved = pool.submit(reassign, 0)
+        for f in futures:
+            f.result()
+        result = moved.result()
+    rows = {a.pk: a for a in Assignment.objects.filter(pk__in=mine).select_related("judgment")}
+    for pk in mine:
+        a = rows[pk]
+        if outcomes[pk] == "saved":
+            assert a.annotator_id == leaver.pk and a.judgment is not None and a.judgment.annotator_id == leaver.pk
+        else:
+            assert a.judgment_id is None and a.annotator_id in (taker.pk, leaver.pk)
+    stored = Judgment.objects.filter(project=project, source="annotator")
+    assert stored.count() == sum(1 for o in outcomes.values() if o == "saved")
+    assert Assignment.objects.filter(campaign=campaign, annotator=taker).count() >= result["moved"]
+    # No pair has two assignments of one annotator (the database refuses that anyway) and none was lost.
+    assert Assignment.objects.filter(campaign=campaign).count() == PAIRS * OVERLAP

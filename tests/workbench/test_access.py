@@ -81,6 +81,7 @@ URLS: dict[str, tuple[Capability, str]] = {
     "labeling:campaign_aggregate": (Capability.RUN_JOBS, "post"),
     "labeling:campaign_status": (Capability.RUN_JOBS, "post"),
     "labeling:campaign_autojudge": (Capability.RUN_JOBS, "post"),
+    "labeling:campaign_reassign": (Capability.RUN_JOBS, "post"),
     "labeling:agreement": (Capability.VIEW, "get"),
     "labeling:judge": (Capability.JUDGE, "get"),
     "labeling:judge_submit": (Capability.JUDGE, "post"),
@@ -145,8 +146,8 @@ def labeling_world(project, corpus, *, index_for):  # type: ignore[no-untyped-de
         a = {"pk": campaign.pk}
         return {
             **{f"labeling:{n}": a for n in ("campaign", "campaign_pool", "campaign_guidelines", "campaign_aggregate",
-                                            "campaign_status", "campaign_autojudge", "agreement", "judge",
-                                            "my_judgments", "adjudicate")},
+                                            "campaign_status", "campaign_autojudge", "campaign_reassign", "agreement",
+                                            "judge", "my_judgments", "adjudicate")},
             "labeling:judge_submit": {**a, "assignment_pk": Assignment.objects.filter(item=item).first().pk},
             "labeling:judge_undo": {**a, "assignment_pk": Assignment.objects.filter(item=item).first().pk},
             "labeling:adjudicate_item": {**a, "item_pk": item.pk},

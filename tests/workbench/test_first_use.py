@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 
 import pytest
 from django.urls import reverse
@@ -93,7 +94,15 @@ def test_query_page_shows_judgments_and_a_search_link(client, built) -> None:  #
     html = client.get(_url("workbench:query_detail", project, pk=query.pk)).content.decode()
     assert judgment.document.external_id in html and "Gold grade" in html
     assert f"?q={query.text[:20].replace(' ', '%20')}" in html  # "Search it" prefills the query
-    assert "Send to judging (not available yet)" in html and "disabled" in html
+    assert "Send to judging" not in html and "not available" not in html  # an annotator starts no campaign
+    lead = project.memberships.get(role=Role.ML_LEAD).user
+    client.force_login(lead)
+    html = client.get(_url("workbench:query_detail", project, pk=query.pk)).content.decode()
+    new = _url("labeling:campaign_new", project) + "?query_ids=" + query.external_id
+    assert "Send to judging" in html and new in html
+    form = client.get(new).content.decode()
+    # The new campaign is prefilled with the query.
+    assert re.search(rf'id="id_query_ids">\s*{re.escape(query.external_id)}</textarea>', form)
 
 
 # --- error pages ----------------------------------------------------------------------------------------------------
