@@ -21,7 +21,13 @@ from workbench.retrieval.backend_measure import DevList, Thresholds, measure_bac
 from workbench.retrieval.errors import RetrievalError
 from workbench.retrieval.texts import passage_text
 from workbench.selectors import grades_gold
-from workbench.services.engines import engine_cache_drop, engine_for, rerankers_cache, torch_threads_apply
+from workbench.services.engines import (
+    engine_cache_drop,
+    engine_for,
+    rerank_max_length,
+    rerankers_cache,
+    torch_threads_apply,
+)
 
 JOB_KIND = "backend_measure"
 SAMPLE_PASSAGES = 200
@@ -145,7 +151,7 @@ def backend_measure_run(*, job: Job, report: JobReporter) -> dict:
     else:
         kind = "cross-encoder"
         kwargs["dev_lists"] = dev_lists(job.project)
-        kwargs["max_length"] = settings.RERANK_MAX_LENGTH
+        kwargs["max_length"] = rerank_max_length(model.path)
         judged = sum(d.grades is not None for d in kwargs["dev_lists"])
         report.log(f"{len(kwargs['dev_lists'])} dev lists ({judged} judged)")
     report.progress(0.1, "Measuring backends", force=True)

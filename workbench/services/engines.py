@@ -147,9 +147,7 @@ def reranker_load(model: ModelVersion) -> tuple[ThreadedReranker, float]:
     choice = backend_choice(model)
 
     def load() -> Any:
-        # Never ask for more tokens than the model has positions for.
-        limit = getattr(load_cross_encoder(model.path), "max_seq_length", None) or 512
-        max_length = min(settings.RERANK_MAX_LENGTH, limit)
+        max_length = rerank_max_length(model.path)
         if choice.backend:
             return backends.load_reranker_backend(
                 model.path, choice.backend, threads=settings.RERANK_TORCH_THREADS, max_length=max_length
@@ -163,6 +161,12 @@ def reranker_load(model: ModelVersion) -> tuple[ThreadedReranker, float]:
         raise WorkbenchError(f"{model.name} cannot be loaded: {exc}") from None
     load_ms = (time.perf_counter() - start) * 1000.0 if fresh else 0.0
     return ThreadedReranker(inner, settings.RERANK_TORCH_THREADS, choice.label), load_ms
+
+
+def rerank_max_length(path: str) -> int:
+    """Tokens per pair: ``RERANK_MAX_LENGTH``, never more than the model has positions for."""
+    limit = getattr(load_cross_encoder(path), "max_seq_length", None) or 512
+    return min(settings.RERANK_MAX_LENGTH, limit)
 
 
 def reranker_cache_key(model: ModelVersion) -> tuple:
