@@ -96,6 +96,22 @@ class Env:
             raise self._fail(name, value, expected)
         return number
 
+    def float(
+        self, name: str, default: float, *, min_value: float | None = None, max_value: float | None = None
+    ) -> float:
+        value = self._raw(name)
+        if value is None or value == "":
+            return default
+        bounds = [f">= {min_value:g}"] * (min_value is not None) + [f"<= {max_value:g}"] * (max_value is not None)
+        expected = "a number" + (f" {' and '.join(bounds)}" if bounds else "")
+        try:
+            number = float(value)
+        except ValueError:
+            raise self._fail(name, value, expected) from None
+        if (min_value is not None and number < min_value) or (max_value is not None and number > max_value):
+            raise self._fail(name, value, expected)
+        return number
+
     def list(self, name: str, default: Iterable[str] = ()) -> list[str]:
         """Comma-separated; blanks dropped. Set but empty means the empty list."""
         value = self._raw(name)

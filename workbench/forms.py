@@ -177,6 +177,35 @@ class SearchConfigurationForm(forms.Form):
     fusion_depth = forms.IntegerField(initial=100, help_text="Hybrid only: candidates each list brings to fusion.")
     reranker = forms.ModelChoiceField(queryset=ModelVersion.objects.none(), required=False, empty_label="No reranking")
     rerank_top_n = forms.IntegerField(initial=50, label="Rerank top n", help_text="Candidates the reranker rescores.")
+    rerank_adaptive = forms.BooleanField(
+        required=False,
+        label="Adaptive rerank depth",
+        help_text="Rerank fewer candidates when the first stage is confident.",
+    )
+    rerank_min_n = forms.IntegerField(
+        initial=10,
+        min_value=1,
+        required=False,
+        label="Rerank at least",
+        help_text="Adaptive: the fewest candidates reranked.",
+    )
+    rerank_margin = forms.FloatField(
+        initial=0.5,
+        required=False,
+        min_value=0.0,
+        max_value=1.0,
+        label="Adaptive margin",
+        help_text="Rerank candidates whose first-stage score is within this share of the spread (top minus "
+        "top-n-th) from the top; 1 reranks all.",
+    )
+
+    def clean(self) -> dict[str, Any]:
+        data = super().clean() or {}
+        # Left blank (or by clients that predate adaptive depth): the model's defaults.
+        for name in ("rerank_min_n", "rerank_margin"):
+            if data.get(name) is None:
+                data[name] = self.fields[name].initial
+        return data
 
     def __init__(self, *args: Any, project: Project, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)

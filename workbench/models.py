@@ -360,6 +360,11 @@ class ModelVersion(models.Model):
     # A cross-encoder whose head was never trained must not be offered to users as a reranker.
     usable_for_search = models.BooleanField(default=True)
     manifest = models.JSONField(default=dict, blank=True)
+    # The CPU inference backend chosen by the last measurement ("" = never measured: today's default path) and that
+    # measurement (per backend: speed, fidelity to float32, pass/refused; the CPU it holds for). Written by
+    # ``workbench.services.backends``; the engine uses the backend only on the CPU it was measured on.
+    inference_backend = models.CharField(max_length=20, blank=True)
+    backend_report = models.JSONField(default=dict, blank=True)
     created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+")
     created_at = models.DateTimeField(auto_now_add=True)
 
@@ -438,6 +443,13 @@ class SearchConfiguration(models.Model):
         ModelVersion, null=True, blank=True, on_delete=models.PROTECT, related_name="search_configurations"
     )
     rerank_top_n = models.PositiveIntegerField(default=50, help_text="First-stage candidates the reranker rescores.")
+    rerank_adaptive = models.BooleanField(
+        default=False, help_text="Rerank fewer candidates when the first stage is confident (score-gap rule)."
+    )
+    rerank_min_n = models.PositiveIntegerField(default=10, help_text="Adaptive: rerank at least this many.")
+    rerank_margin = models.FloatField(
+        default=0.5, help_text="Adaptive: rerank candidates within this share of the score spread from the top."
+    )
     created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+")
     created_at = models.DateTimeField(auto_now_add=True)
 
@@ -457,13 +469,22 @@ class SearchConfiguration(models.Model):
     @property
     def spec(self) -> SearchSpec:
         return SearchSpec(
-            mode=self.mode, alpha=self.alpha, fusion_depth=self.fusion_depth, rerank_top_n=self.rerank_top_n
+            mode=self.mode,
+            alpha=self.alpha,
+            fusion_depth=self.fusion_depth,
+            rerank_top_n=self.rerank_top_n,
+            rerank_adaptive=self.rerank_adaptive,
+            rerank_min_n=self.rerank_min_n,
+            rerank_margin=self.rerank_margin,
         ).normalised(reranked=self.reranker_id is not None)
 
     def key(self) -> tuple:
         """What makes two configurations rank alike (names aside)."""
         spec = self.spec
-        return (self.index_id, spec.mode, spec.alpha, spec.fusion_depth, self.reranker_id, spec.rerank_top_n)
+        return (
+            self.index_id, spec.mode, spec.alpha, spec.fusion_depth, self.reranker_id, spec.rerank_top_n,
+            spec.rerank_adaptive, spec.rerank_min_n, spec.rerank_margin,
+        )  # fmt: skip
 
     def describe(self) -> str:
         """Index, encoder and settings as users read them."""
@@ -520,6 +541,10 @@ class SearchLog(models.Model):
     arm = models.CharField(max_length=20, blank=True, help_text="Release arm (active, canary, shadow), when any.")
     mode = models.CharField(max_length=10)
     reranked = models.BooleanField(default=False)
+    # Candidates the reranker actually scored (fewer than rerank top n under adaptive depth); None: not reranked.
+    rerank_depth = models.PositiveIntegerField(null=True, blank=True)
+    # Inference backend per stage that ran one ({"embed": "openvino-fp32", "rerank": "torch-int8"}).
+    backends = models.JSONField(default=dict, blank=True)
     # The best hit's score: the drift monitor compares its distribution over time.
     top_score = models.FloatField(null=True, blank=True)
     # Shadow searches: share of the answered top 10 passages the shadow also returned.

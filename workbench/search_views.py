@@ -15,10 +15,12 @@ from workbench.errors import WorkbenchError
 from workbench.forms import ApiTokenForm, IndexBuildForm, ModelRegisterForm, SearchConfigurationForm
 from workbench.models import ApiToken, IndexVersion, ModelVersion, Project, Role, SearchConfiguration
 from workbench.roles import Capability, role_allows
+from workbench.services import backends as backend_service
 from workbench.services import configurations, projects
 from workbench.services import indexes as index_service
 from workbench.services import search as search_service
 from workbench.services.configurations import rerankers_offered
+from workbench.services.engines import backend_choice
 
 
 @project_view(Capability.VIEW)
@@ -48,6 +50,34 @@ def models_page(request: HttpRequest, project: Project) -> HttpResponse:
         "show_paths": request.role == Role.ADMIN,  # type: ignore[attr-defined]
     }
     return render(request, "workbench/models.html", context)
+
+
+@project_view(Capability.VIEW)
+def model_detail(request: HttpRequest, project: Project, pk: int) -> HttpResponse:
+    model = get_object_or_404(ModelVersion.objects.select_related("base"), pk=pk, project=project)
+    context = {
+        "project": project,
+        "model": model,
+        "choice": backend_choice(model),
+        "report": model.backend_report or None,
+        "measurable": model.kind in (ModelVersion.Kind.BI_ENCODER, ModelVersion.Kind.CROSS_ENCODER),
+        "measuring": selectors.backend_measure_job(model),
+        "show_paths": request.role == Role.ADMIN,  # type: ignore[attr-defined]
+    }
+    return render(request, "workbench/model.html", context)
+
+
+@require_POST
+@project_view(Capability.RUN_JOBS)
+def model_measure(request: HttpRequest, project: Project, pk: int) -> HttpResponse:
+    model = get_object_or_404(ModelVersion, pk=pk, project=project)
+    try:
+        job = backend_service.backend_measure_start(model=model, user=request.user)
+    except WorkbenchError as exc:
+        messages.error(request, str(exc))
+    else:
+        messages.success(request, f"Measuring the inference backends of {model.name} (job #{job.pk}).")
+    return redirect("workbench:model", slug=project.slug, pk=pk)
 
 
 @project_view(Capability.VIEW)

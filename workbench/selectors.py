@@ -31,6 +31,7 @@ from workbench.models import (
     JobMetric,
     Judgment,
     Membership,
+    ModelVersion,
     Project,
     Query,
     QueryTag,
@@ -305,30 +306,64 @@ LATENCY_WINDOWS = {"1h": 1, "24h": 24, "7d": 24 * 7, "30d": 24 * 30}
 LATENCY_STAGES = ("embed", "dense", "bm25", "fuse", "rerank", "total")
 
 
+def backend_measure_job(model: ModelVersion) -> Job | None:
+    """The queued or running backend measurement of a model version, if any."""
+    return (
+        Job.objects.filter(project_id=model.project_id, kind="backend_measure", params__model_id=model.pk)
+        .filter(status__in=Job.ACTIVE)
+        .first()
+    )
+
+
 def latency_stats(project: Project, *, window: str = "24h", limit: int = 50_000) -> list[dict]:
-    """p50/p95/p99 per stage and index version over a time window (stages that did not run are left out)."""
+    """p50/p95/p99 per stage and index version over a time window (stages that did not run are left out).
+
+    Stages that ran on an inference backend (embed, rerank) are also broken down per backend, so a change of
+    backend shows as its own row ("rerank · torch-int8"), with the mean rerank depth where searches reranked."""
     since = timezone.now() - timezone.timedelta(hours=LATENCY_WINDOWS.get(window, 24))
     logs = (
         SearchLog.objects.filter(project=project, created_at__gte=since)
         .order_by("-created_at")
-        .values_list("index_id", "timings_ms")[:limit]
+        .values_list("index_id", "timings_ms", "backends", "rerank_depth")[:limit]
     )
-    by_index: dict[int, list[dict]] = {}
-    for index_id, timings in logs:
-        by_index.setdefault(index_id, []).append(timings)
+    by_index: dict[int, list[tuple[dict, dict, int | None]]] = {}
+    for index_id, timings, used, depth in logs:
+        by_index.setdefault(index_id, []).append((timings, used or {}, depth))
     names = {i.pk: str(i) for i in IndexVersion.objects.filter(pk__in=by_index).select_related("corpus", "encoder")}
     rows = []
-    for index_id, timings in sorted(by_index.items()):
+    for index_id, entries in sorted(by_index.items()):
         stages = []
         for stage in LATENCY_STAGES:
-            values = np.array([t.get(stage, 0.0) for t in timings if t.get(stage, 0.0) > 0.0])
-            if values.size:
-                p50, p95, p99 = np.percentile(values, [50, 95, 99])
-                stages.append({"stage": stage, "n": int(values.size), "p50": p50, "p95": p95, "p99": p99})
+            values = [(t.get(stage, 0.0), used.get(stage, ""), d) for t, used, d in entries if t.get(stage, 0.0) > 0.0]
+            if not values:
+                continue
+            stages.append(_latency_row(stage, values, backend=""))
+            labels = sorted({label for _, label, _ in values if label})
+            if stage in BACKEND_STAGES and labels:
+                for label in labels:
+                    stages.append(_latency_row(stage, [v for v in values if v[1] == label], backend=label))
         rows.append(
-            {"index_id": index_id, "index": names.get(index_id, f"#{index_id}"), "n": len(timings), "stages": stages}
+            {"index_id": index_id, "index": names.get(index_id, f"#{index_id}"), "n": len(entries), "stages": stages}
         )
     return rows
+
+
+BACKEND_STAGES = ("embed", "rerank")
+
+
+def _latency_row(stage: str, values: list[tuple[float, str, int | None]], *, backend: str) -> dict:
+    ms = np.array([v[0] for v in values])
+    p50, p95, p99 = np.percentile(ms, [50, 95, 99])
+    depths = [v[2] for v in values if v[2]]
+    return {
+        "stage": f"{stage} · {backend}" if backend else stage,
+        "backend": backend,
+        "n": int(ms.size),
+        "p50": p50,
+        "p95": p95,
+        "p99": p99,
+        "mean_depth": float(np.mean(depths)) if stage == "rerank" and depths else None,
+    }
 
 
 def search_configurations(project: Project) -> QuerySet[SearchConfiguration]:

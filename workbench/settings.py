@@ -61,6 +61,14 @@ SEARCH_TORCH_THREADS = env.int("SEARCH_TORCH_THREADS", 1, min_value=0)
 RERANK_TORCH_THREADS = env.int("RERANK_TORCH_THREADS", 0, min_value=0)
 # Tokens per (query, passage) pair a reranker reads: cross-encoder cost grows with it (see bench/results/api.json).
 RERANK_MAX_LENGTH = env.int("RERANK_MAX_LENGTH", 256, min_value=1)
+# Fidelity gates of CPU inference backends (int8, OpenVINO) against float32: below them a backend is refused.
+# Index building needs every sample vector's cosine to float32 at least this high.
+BACKEND_ENCODER_COSINE_MIN = env.float("BACKEND_ENCODER_COSINE_MIN", 0.999, min_value=0.0, max_value=1.0)
+# Rerankers: largest allowed change of nDCG@10 on judged dev lists, and the lowest mean score Spearman.
+BACKEND_RERANK_NDCG_DELTA_MAX = env.float("BACKEND_RERANK_NDCG_DELTA_MAX", 0.005, min_value=0.0, max_value=1.0)
+BACKEND_RERANK_SPEARMAN_MIN = env.float("BACKEND_RERANK_SPEARMAN_MIN", 0.98, min_value=-1.0, max_value=1.0)
+# Without judged dev lists: the share of float32's top 10 a backend must keep.
+BACKEND_RERANK_TOP10_OVERLAP_MIN = env.float("BACKEND_RERANK_TOP10_OVERLAP_MIN", 0.95, min_value=0.0, max_value=1.0)
 # Loaded indexes, encoders and rerankers kept per process (least recently used go first; what is served stays).
 INDEX_CACHE_SIZE = env.int("INDEX_CACHE_SIZE", 4, min_value=1)
 MODEL_CACHE_SIZE = env.int("MODEL_CACHE_SIZE", 8, min_value=1)

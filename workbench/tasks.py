@@ -15,7 +15,7 @@ from django.urls import reverse
 
 from workbench.jobs import JobReporter, job_task, jobs_reap_stale, queue_from_setting
 from workbench.models import Corpus, Job
-from workbench.services import imports, indexes, maintenance
+from workbench.services import backends, imports, indexes, maintenance
 
 IMPORT_LIMITS = {"queue": "default", "time_limit_s": 2 * 3600, "soft_time_limit_s": 2 * 3600 - 120}
 
@@ -104,6 +104,23 @@ def import_qrels(job: Job, report: JobReporter) -> dict:
 )
 def index_build(job: Job, report: JobReporter) -> dict:
     return indexes.index_build_run(job=job, report=report)
+
+
+def _model_links(job: Job) -> list[tuple[str, str]]:
+    if model_id := job.params.get("model_id"):
+        return [("Model", reverse("workbench:model", kwargs={"slug": job.project.slug, "pk": model_id}))]
+    return []
+
+
+@job_task(
+    backends.JOB_KIND,
+    queue=queue_from_setting("INDEX_BUILD_QUEUE", "cpu"),
+    time_limit_s=3600,
+    soft_time_limit_s=3600 - 120,
+    links=_model_links,
+)
+def backend_measure(job: Job, report: JobReporter) -> dict:
+    return backends.backend_measure_run(job=job, report=report)
 
 
 # --- periodic maintenance (beat schedule in workbench.celery); each calls one service ---------------------------

@@ -57,6 +57,15 @@ class SearchIn(Schema):
     fusion_depth: int | None = Field(None, ge=1, le=MAX_K, description="Candidates per list in hybrid fusion.")
     rerank: int | None = Field(None, ge=0, description="Id of a trained cross-encoder to rerank with; 0: none.")
     rerank_top_n: int | None = Field(None, ge=1, le=MAX_K, description="First-stage hits the reranker rescores.")
+    rerank_adaptive: bool | None = Field(
+        None,
+        description=(
+            "Rerank fewer candidates when the first stage is confident: those whose first-stage score is within "
+            "rerank_margin of the spread (top minus rerank_top_n-th) from the top, at least rerank_min_n."
+        ),
+    )
+    rerank_min_n: int | None = Field(None, ge=1, le=MAX_K, description="Adaptive depth: rerank at least this many.")
+    rerank_margin: float | None = Field(None, ge=0.0, le=1.0, description="Adaptive depth: share of the score spread.")
     tenant: str | None = None
     doc_type: str | None = None
     date_from: dt.date | None = Field(None, description="Documents dated on or after (YYYY-MM-DD).")
@@ -138,6 +147,13 @@ class SearchOut(Schema):
     )
     per_document: bool = Field(False, description="Results are documents (best passage each), not passages.")
     passages_ranked: int = Field(0, description="How many passages the engine ranked to find these results.")
+    rerank_depth: int | None = Field(
+        None, description="Candidates the reranker scored (fewer than rerank_top_n under adaptive depth); null: none."
+    )
+    backends: dict[str, str] = Field(
+        default_factory=dict,
+        description='Inference backend per stage that ran one, e.g. {"embed": "torch-fp32", "rerank": "torch-int8"}.',
+    )
     results: list[HitOut]
 
 

@@ -44,6 +44,8 @@ def search_response(outcome: search_service.SearchOutcome, params: dict[str, Any
         timings_ms=result.timings_ms,
         per_document=outcome.per_document,
         passages_ranked=outcome.passages_ranked,
+        rerank_depth=outcome.rerank_depth,
+        backends=outcome.backends or {},
         results=[{k: v for k, v in hit.items() if k != "document_pk"} for hit in outcome.hits],
     )
 

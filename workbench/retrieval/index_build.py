@@ -130,6 +130,7 @@ def build_index(
     log: Callable[[str], None] | None = None,
     extra_manifest: dict[str, Any] | None = None,
     encoder_name: str | None = None,
+    encoder_backend: Any = None,
 ) -> dict[str, Any]:
     """Build a dense (FAISS) + BM25 index of ``passages`` (``(id, text)``) into ``out_dir``; return its manifest.
 
@@ -139,6 +140,8 @@ def build_index(
     or cancellation (``OperationCancelled``, raised when ``cancel_check()`` returns true) nothing is left behind.
     ``extra_manifest`` fields (e.g. corpus and model version ids) are stored in the manifest. ``encoder_name`` is
     how the log names the encoder (default: its directory's name; the log is shown to users, paths are not).
+    ``encoder_backend``: an encoder backend object (``workbench.retrieval.backends``) of the same model that embeds
+    instead of the torch path; its name is recorded as the precision.
     """
     say = log or logger.info
     out = Path(out_dir)
@@ -155,20 +158,26 @@ def build_index(
     def cancelled() -> bool:
         return cancel_check is not None and bool(cancel_check())
 
-    used_precision = resolve_precision(model, precision)
+    used_precision = resolve_precision(model, precision) if encoder_backend is None else encoder_backend.name
     if embeddings is None:
         shown = encoder_name or Path(info.path).name
         say(f"embedding {len(texts):,} passages with {shown} (batch {batch_size}, {used_precision})")
         progress("embedding", 0, len(texts))
         t0 = time.perf_counter()
-        vectors = encode_passages(
-            model,
-            texts,
-            batch_size=batch_size,
-            precision=precision,
-            progress_callback=lambda done, total: progress("embedding", done, total),
-            cancel_check=cancel_check,
-        )
+        on_batch = lambda done, total: progress("embedding", done, total)  # noqa: E731
+        if encoder_backend is not None:
+            vectors = encoder_backend.encode_passages(
+                texts, batch_size=batch_size, progress_callback=on_batch, cancel_check=cancel_check
+            )
+        else:
+            vectors = encode_passages(
+                model,
+                texts,
+                batch_size=batch_size,
+                precision=precision,
+                progress_callback=on_batch,
+                cancel_check=cancel_check,
+            )
         embed_seconds = time.perf_counter() - t0
         say(f"embedded {len(texts):,} passages in {embed_seconds:.1f} s ({len(texts) / embed_seconds:.1f} passages/s)")
     else:

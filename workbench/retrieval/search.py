@@ -15,6 +15,7 @@ from typing import Any
 
 import numpy as np
 
+from workbench.retrieval.adaptive import DEFAULT_MARGIN, DEFAULT_MIN_N, adaptive_rerank_depth, tail_scores
 from workbench.retrieval.artifacts import read_manifest
 from workbench.retrieval.bm25 import BM25Index, load_bm25
 from workbench.retrieval.cache import BoundedCache
@@ -70,6 +71,8 @@ class SearchSpec:
     """How to search an index, apart from which index and reranker: the engine half of a search configuration.
 
     ``alpha`` and ``fusion_depth`` matter only in hybrid mode and ``rerank_top_n`` only with a reranker;
+    ``rerank_adaptive`` reranks fewer candidates when the first stage is confident (``workbench.retrieval.adaptive``:
+    at least ``rerank_min_n``, those within ``rerank_margin`` of the score spread from the top);
     ``normalised`` resets what does not matter, so two specs that rank alike compare equal.
     """
 
@@ -77,6 +80,9 @@ class SearchSpec:
     alpha: float = 0.5
     fusion_depth: int = DEFAULT_FUSION_DEPTH
     rerank_top_n: int = 50
+    rerank_adaptive: bool = False
+    rerank_min_n: int = DEFAULT_MIN_N
+    rerank_margin: float = DEFAULT_MARGIN
 
     def check(self) -> SearchSpec:
         """Raise ``RetrievalError`` naming the first bad field; return self."""
@@ -88,15 +94,27 @@ class SearchSpec:
             raise RetrievalError(f"fusion depth must be between 1 and {MAX_K} (got {self.fusion_depth})")
         if not 1 <= int(self.rerank_top_n) <= MAX_K:
             raise RetrievalError(f"rerank top n must be between 1 and {MAX_K} (got {self.rerank_top_n})")
+        if self.rerank_adaptive:
+            if not 1 <= int(self.rerank_min_n) <= int(self.rerank_top_n):
+                raise RetrievalError(
+                    f"the adaptive rerank minimum must be between 1 and rerank top n {self.rerank_top_n} "
+                    f"(got {self.rerank_min_n})"
+                )
+            if not 0.0 <= float(self.rerank_margin) <= 1.0:
+                raise RetrievalError(f"the adaptive rerank margin must be between 0 and 1 (got {self.rerank_margin})")
         return self
 
     def normalised(self, *, reranked: bool) -> SearchSpec:
         hybrid = self.mode == "hybrid"
+        adaptive = reranked and bool(self.rerank_adaptive)
         return SearchSpec(
             mode=self.mode,
             alpha=round(float(self.alpha), 6) if hybrid else 0.5,
             fusion_depth=int(self.fusion_depth) if hybrid else DEFAULT_FUSION_DEPTH,
             rerank_top_n=int(self.rerank_top_n) if reranked else 50,
+            rerank_adaptive=adaptive,
+            rerank_min_n=int(self.rerank_min_n) if adaptive else DEFAULT_MIN_N,
+            rerank_margin=round(float(self.rerank_margin), 6) if adaptive else DEFAULT_MARGIN,
         )
 
     def describe(self, reranker: str | None = None) -> str:
@@ -107,6 +125,8 @@ class SearchSpec:
                 parts.append(f"fusion depth {self.fusion_depth}")
         if reranker:
             parts.append(f"rerank {reranker} top {self.rerank_top_n}")
+            if self.rerank_adaptive:
+                parts.append(f"adaptive ≥{self.rerank_min_n}, margin {self.rerank_margin:g}")
         return " · ".join(parts)
 
 
@@ -148,6 +168,7 @@ class LoadedIndex:
         device: str = "cpu",
         mmap: bool = True,
         verify_encoder: bool = True,
+        query_encoder: Any = None,
     ) -> None:
         self.directory = Path(directory).resolve()
         self.manifest = read_manifest(self.directory)
@@ -166,6 +187,8 @@ class LoadedIndex:
                 f"dimension mismatch: the encoder at {path} makes {embedding_dimension(self.encoder)}-d vectors "
                 f"but the index holds {self.dense.dim}-d vectors"
             )
+        # What embeds queries: a backend object (``workbench.retrieval.backends``) or the torch float32 path.
+        self.query_encoder = query_encoder
         expected = encoder_info.get("fingerprint")
         if verify_encoder and expected and model_fingerprint(path) != expected:
             raise RetrievalError(
@@ -198,6 +221,9 @@ class LoadedIndex:
         fusion_depth: int = DEFAULT_FUSION_DEPTH,
         rerank: Reranker | None = None,
         rerank_top_n: int = 50,
+        rerank_adaptive: bool = False,
+        rerank_min_n: int = DEFAULT_MIN_N,
+        rerank_margin: float = DEFAULT_MARGIN,
         allowed_ids: Iterable[int] | None = None,
         ef_search: int | None = None,
         nprobe: int | None = None,
@@ -209,6 +235,9 @@ class LoadedIndex:
           ``fusion_depth`` deep; ``alpha`` weighs dense, ``1 - alpha`` BM25).
         - ``rerank``: a ``Reranker`` rescoring the first-stage top ``max(k, rerank_top_n)``, so every returned hit
           carries a rerank score. Texts come from ``passage_texts(ids)`` or the index's stored texts.
+          ``rerank_adaptive``: rerank only the first ``adaptive_rerank_depth`` of the top ``rerank_top_n`` (at least
+          ``rerank_min_n``); the rest keep first-stage order below them (``rerank_score`` None). The depth reranked
+          is ``params["rerank_candidates"]``, the reranker's backend ``params["rerank_backend"]``.
         - ``allowed_ids``: only these passages may be returned (a metadata filter applied inside each retriever).
         - ``ef_search`` / ``nprobe``: per-call HNSW / IVF search depth (the index defaults otherwise).
         """
@@ -235,7 +264,12 @@ class LoadedIndex:
         bm25_scores: dict[int, float] = {}
         if mode in ("dense", "hybrid"):
             t = time.perf_counter()
-            vector = encode_query(self.encoder, text)
+            if self.query_encoder is not None:
+                vector = self.query_encoder.encode_query(text)
+                settings["embed_backend"] = getattr(self.query_encoder, "name", "")
+            else:
+                vector = encode_query(self.encoder, text)
+                settings["embed_backend"] = "torch-fp32"
             t = timer.add("embed", t)
             ids, scores = self.dense.search(
                 vector, depth, ef_search=ef_search, nprobe=nprobe, allowed_rows=allowed_rows
@@ -265,14 +299,28 @@ class LoadedIndex:
         rerank_scores: dict[int, float] = {}
         if rerank is not None and ranked:
             t = time.perf_counter()
-            texts = passage_texts(ranked) if passage_texts is not None else self.texts_for(ranked)
+            head = ranked
+            if rerank_adaptive:
+                depth = adaptive_rerank_depth(
+                    [first_stage[pid] for pid in ranked],
+                    top_n=rerank_top_n,
+                    min_n=rerank_min_n,
+                    margin=rerank_margin,
+                )
+                head = ranked[:depth]
+                settings.update(rerank_adaptive=True, rerank_min_n=rerank_min_n, rerank_margin=rerank_margin)
+            texts = passage_texts(head) if passage_texts is not None else self.texts_for(head)
             values = np.asarray(rerank.score(text, list(texts)), dtype=np.float64)
-            if values.shape != (len(ranked),):
-                raise RetrievalError(f"the reranker returned {values.shape} scores for {len(ranked)} passages")
-            rerank_scores = dict(zip(ranked, values.tolist(), strict=True))
-            final = rerank_scores
+            if values.shape != (len(head),):
+                raise RetrievalError(f"the reranker returned {values.shape} scores for {len(head)} passages")
+            rerank_scores = dict(zip(head, values.tolist(), strict=True))
+            final = dict(rerank_scores)
+            tail = ranked[len(head) :]
+            if tail:
+                final.update(zip(tail, tail_scores(float(values.min()), len(tail)), strict=True))
             timer.add("rerank", t)
-            settings["rerank_candidates"] = len(ranked)
+            settings["rerank_candidates"] = len(head)
+            settings["rerank_backend"] = getattr(rerank, "name", "")
 
         hits = [
             Hit(
@@ -306,6 +354,9 @@ class LoadedIndex:
             fusion_depth=spec.fusion_depth,
             rerank=rerank,
             rerank_top_n=spec.rerank_top_n,
+            rerank_adaptive=spec.rerank_adaptive,
+            rerank_min_n=spec.rerank_min_n,
+            rerank_margin=spec.rerank_margin,
             allowed_ids=allowed_ids,
             passage_texts=passage_texts,
         )
@@ -337,12 +388,21 @@ def load_index_timed(
     cache_key: str | None = None,
     encoder_path: str | os.PathLike[str] | None = None,
     device: str = "cpu",
+    query_encoder: Callable[[], Any] | None = None,
 ) -> tuple[LoadedIndex, float]:
-    """``load_index`` and the milliseconds spent loading (0.0 when it was cached): the cold-start stage users see."""
+    """``load_index`` and the milliseconds spent loading (0.0 when it was cached): the cold-start stage users see.
+
+    ``query_encoder``: makes the backend object that embeds queries (called once, on a cache miss)."""
     key = cache_key or str(Path(directory).resolve())
     start = time.perf_counter()
     loaded, fresh = indexes_cache.get_or_load(
-        key, lambda: LoadedIndex(directory, encoder_path=encoder_path, device=device)
+        key,
+        lambda: LoadedIndex(
+            directory,
+            encoder_path=encoder_path,
+            device=device,
+            query_encoder=query_encoder() if query_encoder is not None else None,
+        ),
     )
     return loaded, ((time.perf_counter() - start) * 1000.0 if fresh else 0.0)
 

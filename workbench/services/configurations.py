@@ -36,6 +36,9 @@ def search_configuration_draft(
     fusion_depth: int = DEFAULT_FUSION_DEPTH,
     reranker: ModelVersion | None = None,
     rerank_top_n: int = 50,
+    rerank_adaptive: bool = False,
+    rerank_min_n: int = 10,
+    rerank_margin: float = 0.5,
     name: str = "",
 ) -> SearchConfiguration:
     """A checked, unsaved configuration (an ad-hoc search, or one an evaluation will save)."""
@@ -44,7 +47,15 @@ def search_configuration_draft(
     if reranker is not None and not rerankers_offered(project).filter(pk=reranker.pk).exists():
         raise WorkbenchError(f"{reranker.name} is not a trained reranker of this project.")
     try:
-        spec = SearchSpec(mode=mode, alpha=alpha, fusion_depth=fusion_depth, rerank_top_n=rerank_top_n).check()
+        spec = SearchSpec(
+            mode=mode,
+            alpha=alpha,
+            fusion_depth=fusion_depth,
+            rerank_top_n=rerank_top_n,
+            rerank_adaptive=rerank_adaptive,
+            rerank_min_n=rerank_min_n,
+            rerank_margin=rerank_margin,
+        ).check()
     except RetrievalError as exc:
         raise WorkbenchError(str(exc)) from None
     spec = spec.normalised(reranked=reranker is not None)
@@ -57,6 +68,9 @@ def search_configuration_draft(
         fusion_depth=spec.fusion_depth,
         reranker=reranker,
         rerank_top_n=spec.rerank_top_n,
+        rerank_adaptive=spec.rerank_adaptive,
+        rerank_min_n=spec.rerank_min_n,
+        rerank_margin=spec.rerank_margin,
     )
 
 

@@ -18,12 +18,12 @@ from django.db.models import Max
 from workbench.errors import WorkbenchError
 from workbench.jobs import JobCancelled, JobReporter, SmoothedRate, job_create
 from workbench.models import Corpus, IndexVersion, Job, ModelVersion, Passage, Project
-from workbench.retrieval import encoders, faiss_index
+from workbench.retrieval import backends, encoders, faiss_index
 from workbench.retrieval.artifacts import remove_stale_temp_dirs
 from workbench.retrieval.errors import OperationCancelled, RetrievalError
 from workbench.retrieval.index_build import build_index
 from workbench.retrieval.texts import passage_text
-from workbench.services.engines import engine_cache_drop, torch_threads_apply
+from workbench.services.engines import backend_choice, engine_cache_drop, torch_threads_apply
 
 BASE_ENCODER_NAME = "all-MiniLM-L6-v2 (base)"
 INDEX_TYPES = ("auto", "flat", "hnsw", "ivfpq")
@@ -163,6 +163,7 @@ def index_build_run(*, job: Job, report: JobReporter) -> dict:
         report.log(f"removed an unfinished build left by a crashed worker: {stale.name}")
     out_dir = indexes_dir / f"{corpus.pk}-{uuid.uuid4().hex[:12]}"
     report.log(f"{len(passages):,} passages of corpus {corpus.name} (version {corpus_version})")
+    encoder_backend, precision = _build_backend(encoder, report)
 
     rates: dict[str, SmoothedRate] = {}
 
@@ -185,6 +186,8 @@ def index_build_run(*, job: Job, report: JobReporter) -> dict:
             index_type=job.params.get("requested_index_type") or job.params["index_type"],
             params=job.params.get("params") or None,
             encoder_name=encoder.name,
+            encoder_backend=encoder_backend,
+            precision=precision,
             progress_callback=on_progress,
             cancel_check=report.cancel_requested,
             log=report.log,
@@ -230,6 +233,23 @@ def index_build_run(*, job: Job, report: JobReporter) -> dict:
         "build_seconds": round(version.build_seconds, 1),
         "message": f"Built {version} over {len(passages):,} passages in {version.build_seconds:.1f} s.",
     }
+
+
+def _build_backend(encoder: ModelVersion, report: JobReporter) -> tuple[Any, str]:
+    """(backend object or None, torch precision) for embedding: the encoder's measured backend where it holds for
+    this CPU (it passed the index-building cosine gate to be chosen), else today's path ("auto")."""
+    choice = backend_choice(encoder)
+    if choice.note:
+        report.log(f"inference backend: {choice.label}: {choice.note}")
+    if choice.backend in ("", backends.TORCH_BF16):
+        return None, "auto"
+    if choice.backend == backends.TORCH_FP32:
+        return None, "float32"
+    try:
+        return backends.load_encoder_backend(encoder.path, choice.backend, threads=settings.TORCH_THREADS), "auto"
+    except RetrievalError as exc:
+        report.log(f"inference backend {choice.backend} could not be loaded ({exc}); embedding with torch")
+        return None, "auto"
 
 
 def index_version_delete(*, index: IndexVersion) -> None:

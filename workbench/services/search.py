@@ -23,10 +23,13 @@ from workbench.retrieval.errors import RetrievalError
 from workbench.retrieval.search import DEFAULT_FUSION_DEPTH, MAX_K, MAX_QUERY_CHARS, SearchResult
 from workbench.selectors import grades_gold
 from workbench.services.configurations import rerankers_offered, search_configuration_draft, served_arm
-from workbench.services.engines import engine_load, reranker_load
+from workbench.services.engines import backend_choice, engine_load, reranker_load
 
 FILTERS = ("tenant", "doc_type", "date_from", "date_to", "tag")
-EXPLICIT = ("index", "mode", "alpha", "fusion_depth", "rerank", "rerank_top_n")
+EXPLICIT = (
+    "index", "mode", "alpha", "fusion_depth", "rerank", "rerank_top_n", "rerank_adaptive", "rerank_min_n",
+    "rerank_margin",
+)  # fmt: skip
 CUSTOM, SERVED = "custom", "served"  # the search page's two choices besides a saved configuration
 # One result per document: the engine ranks this many passages per wanted document (at least PER_DOCUMENT_MIN), so
 # k distinct documents are found even when documents have several passages near the top.
@@ -79,6 +82,8 @@ class SearchOutcome:
     arm: str = ""
     per_document: bool = False
     passages_ranked: int = 0  # how deep the engine ranked passages (k, or deeper for one result per document)
+    rerank_depth: int | None = None  # candidates the reranker scored (fewer than top n under adaptive depth)
+    backends: dict[str, str] | None = None  # inference backend per stage ("embed", "rerank")
 
     @property
     def index(self) -> IndexVersion:
@@ -158,6 +163,8 @@ def search_run(
     if load_ms:  # a cold start is part of what this user waited for
         result.timings_ms["load"] = load_ms
         result.timings_ms["total"] = round(result.timings_ms["total"] + load_ms, 3)
+    used = stage_backends(result, index)
+    rerank_depth = result.params.get("rerank_candidates") if rerank is not None else None
     known = Query.objects.filter(project=project, text=result.query).first()
     t0 = time.perf_counter()
     hits = hits_hydrate(result, known)
@@ -173,6 +180,8 @@ def search_run(
         served=served,
         mode=configuration.mode,
         reranked=rerank is not None,
+        rerank_depth=rerank_depth,
+        backends=used,
         via=via,
         timings_ms=result.timings_ms,
         total_ms=result.timings_ms["total"],
@@ -187,8 +196,21 @@ def search_run(
             answered_ids=result.passage_ids,
         )  # fmt: skip
     return SearchOutcome(
-        result, hits, configuration, served, known, arm=arm, per_document=per_document, passages_ranked=depth
-    )
+        result, hits, configuration, served, known, arm=arm, per_document=per_document, passages_ranked=depth,
+        rerank_depth=rerank_depth, backends=used,
+    )  # fmt: skip
+
+
+def stage_backends(result: SearchResult, index: IndexVersion) -> dict[str, str]:
+    """Backend label per stage that ran one; a query encoder on the default path because the measurement was made
+    on another CPU says so."""
+    used = {}
+    if embed := result.params.get("embed_backend"):
+        choice = backend_choice(index.encoder)
+        used["embed"] = f"{embed} (fallback)" if choice.note and not choice.backend else embed
+    if rerank := result.params.get("rerank_backend"):
+        used["rerank"] = rerank
+    return used
 
 
 def hits_hydrate(result: SearchResult, query: Query | None) -> list[dict[str, Any]]:
@@ -228,6 +250,14 @@ def hits_hydrate(result: SearchResult, query: Query | None) -> list[dict[str, An
             }
         )
     return out
+
+
+def _flag(value: Any, default: bool) -> bool:
+    if value in (None, ""):
+        return default
+    if isinstance(value, str):
+        return value.strip().lower() in {"1", "true", "on", "yes"}
+    return bool(value)
 
 
 def search_params_parse(project: Project, data: dict[str, Any], *, caller: str = "") -> dict:
@@ -302,6 +332,9 @@ def search_params_parse(project: Project, data: dict[str, Any], *, caller: str =
                 fusion_depth=number("fusion_depth", base.fusion_depth if base else DEFAULT_FUSION_DEPTH, int),
                 reranker=reranker,
                 rerank_top_n=number("rerank_top_n", base.rerank_top_n if base else 50, int),
+                rerank_adaptive=_flag(data.get("rerank_adaptive"), base.rerank_adaptive if base else False),
+                rerank_min_n=number("rerank_min_n", base.rerank_min_n if base else 10, int),
+                rerank_margin=number("rerank_margin", base.rerank_margin if base else 0.5, float),
             )
     filters = data.get("filters") or {}
     if not isinstance(filters, dict):
