@@ -56,7 +56,7 @@ class TrainingRunForm(forms.Form):
     first_stage = forms.ModelChoiceField(
         queryset=ModelVersion.objects.none(),
         required=False,
-        label="Mining model (reranker)",
+        label="Mining model (reranker, distillation)",
         help_text="Bi-encoder whose top results give the reranker its hard negatives; blank: the built-in encoder.",
     )
     loss = forms.ChoiceField(
@@ -99,8 +99,16 @@ class TrainingRunForm(forms.Form):
         f"Offer the student if its dev nDCG@10 is at most this many points below the teacher's; "
         f"default {KD.tolerance_points:g}.",
     )
-    learning_rate = _num(forms.FloatField, "Learning rate", f"Step size; default {BI.learning_rate:g}.")
-    epochs = _num(forms.FloatField, "Epochs", f"Passes over the train split; default {BI.epochs:g}.")
+    learning_rate = _num(
+        forms.FloatField,
+        "Learning rate",
+        f"Step size; default {BI.learning_rate:g} ({KD.learning_rate:g} for distillation).",
+    )
+    epochs = _num(
+        forms.FloatField,
+        "Epochs",
+        f"Passes over the train split; default {BI.epochs:g} ({KD.epochs:g} for distillation).",
+    )
     batch_size = _num(
         forms.IntegerField,
         "Batch size",
