@@ -120,8 +120,8 @@ class TrainingRunForm(forms.Form):
     max_seq_length = _num(
         forms.IntegerField,
         "Max sequence length",
-        f"Tokens per text (the student's, for distillation: 128 is about twice as fast as 256); longer is slower; "
-        f"default {BI.max_seq_length}.",
+        f"Tokens per text; longer is slower; default {BI.max_seq_length} ({KD.max_seq_length} for a distilled "
+        "student: twice as fast as 256; the teacher keeps its own).",
     )
     num_negatives = _num(
         forms.IntegerField,
