@@ -48,7 +48,7 @@ def test_a_distillation_run_registers_a_faster_student_reranker(world, teacher, 
     assert d["teacher_layers"] == 2 and d["student_layers"] == 1 and d["student_max_length"] == 32
     assert d["teacher_dev"] is not None and d["student_dev"] == run.metrics["best_dev"]
     assert d["speed"]["ratio"] > 0 and d["speed"]["pairs"] > 0
-    assert "Student (1 layers, 32 tokens)" in run.verdict and "vs teacher" in run.verdict
+    assert "Student (1 layer, 32 tokens)" in run.verdict and "vs teacher" in run.verdict
     version = run.model_version
     assert version.kind == "cross_encoder" and version.usable_for_search and version.source == "trained"
     assert version.max_seq_length == 32 and version.base_id == teacher.pk

@@ -69,7 +69,8 @@ class DistillResult(TrainResult):
 
     @property
     def verdict(self) -> str:
-        student = f"Student ({self.student_layers} layers, {self.student_max_length} tokens)"
+        layers = f"{self.student_layers} layer{'s' if self.student_layers != 1 else ''}"
+        student = f"Student ({layers}, {self.student_max_length} tokens)"
         speed = (
             f"{self.speed['ratio']:.1f}x faster per pair than the teacher ({self.teacher_layers} layers, "
             f"{self.teacher_max_length} tokens; measured on {self.speed['pairs']} pairs on {self.speed['device']})"
