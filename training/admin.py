@@ -13,6 +13,7 @@ class TrainingRunAdmin(admin.ModelAdmin):
         "snapshot",
         "base",
         "first_stage",
+        "teacher",
         "job",
         "model_version",
         "index_job",

@@ -7,10 +7,12 @@ from typing import Any
 from django import forms
 
 from labeling.models import LabelSnapshot
-from training.ml.config import BiEncoderConfig, CrossEncoderConfig
+from training.ml.config import BiEncoderConfig, CrossEncoderConfig, DistillConfig
 from workbench.models import Corpus, ModelVersion, Project
 
-BI, CE = BiEncoderConfig(), CrossEncoderConfig()
+BI, CE, KD = BiEncoderConfig(), CrossEncoderConfig(), DistillConfig()
+RERANKER_LOSSES = ("bce", "lambda")
+DISTILL_LOSSES = ("mse", "margin_mse", "listnet")
 BASE_BUILTIN = ""
 
 
@@ -36,19 +38,25 @@ class TrainingRunForm(forms.Form):
         required=False, label="Dev share", help_text="New snapshot: share of non-held-out queries kept for dev; 0.15."
     )
     kind = forms.ChoiceField(
-        choices=[("bi_encoder", "Bi-encoder (first-stage retriever)"), ("cross_encoder", "Cross-encoder reranker")],
+        choices=[
+            ("bi_encoder", "Bi-encoder (first-stage retriever)"),
+            ("cross_encoder", "Cross-encoder reranker"),
+            ("distill", "Distilled reranker: a smaller, faster student of a trained reranker"),
+        ],
         initial="bi_encoder",
         widget=forms.RadioSelect,
-        help_text="A bi-encoder needs a new index; a reranker rescores the top results of any index.",
+        help_text="A bi-encoder needs a new index; a reranker rescores the top results of any index; a distilled "
+        "reranker trades a little quality for speed.",
     )
     base = forms.ChoiceField(
         required=False,
-        help_text="What training starts from. A reranker from a bi-encoder gets a fresh scoring head.",
+        help_text="What training starts from. A reranker from a bi-encoder gets a fresh scoring head "
+        "(distillation: used only when the student starts from the base).",
     )
     first_stage = forms.ModelChoiceField(
         queryset=ModelVersion.objects.none(),
         required=False,
-        label="Mining model (reranker)",
+        label="Mining model (reranker, distillation)",
         help_text="Bi-encoder whose top results give the reranker its hard negatives; blank: the built-in encoder.",
     )
     loss = forms.ChoiceField(
@@ -58,12 +66,49 @@ class TrainingRunForm(forms.Form):
             ("cached_mnrl", "Bi-encoder: cached MNRL (big batch, little memory)"),
             ("bce", "Reranker: binary cross-entropy, positives weighted"),
             ("lambda", "Reranker: LambdaLoss (listwise)"),
+            ("mse", "Distillation: MSE on the teacher's scores (pointwise)"),
+            ("margin_mse", "Distillation: margin MSE (positive minus each candidate)"),
+            ("listnet", "Distillation: ListNet on the teacher's score distribution (listwise)"),
         ],
         required=False,
-        help_text="In-batch negatives for bi-encoders; pointwise or listwise for rerankers.",
+        help_text="In-batch negatives for bi-encoders; pointwise or listwise for rerankers; distillation: MSE.",
     )
-    learning_rate = _num(forms.FloatField, "Learning rate", f"Step size; default {BI.learning_rate:g}.")
-    epochs = _num(forms.FloatField, "Epochs", f"Passes over the train split; default {BI.epochs:g}.")
+    teacher = forms.ModelChoiceField(
+        queryset=ModelVersion.objects.none(),
+        required=False,
+        label="Teacher (distillation)",
+        help_text="The trained reranker whose scores the student learns; its dev score is the bar.",
+    )
+    student_init = forms.ChoiceField(
+        choices=[("teacher", "The teacher, cut to its first layers"), ("base", "The base above (fresh head)")],
+        required=False,
+        label="Student starts from",
+        help_text="Starting from the teacher keeps what it learnt in its lower layers; usually best.",
+    )
+    student_layers = _num(
+        forms.IntegerField,
+        "Student layers",
+        f"Transformer layers the student keeps (speed scales with them); 0 = all; default {KD.student_layers}.",
+    )
+    fresh_head = forms.BooleanField(
+        required=False, label="Fresh scoring head", help_text="Re-initialise the teacher's head for the student."
+    )
+    tolerance_points = _num(
+        forms.FloatField,
+        "Tolerance (points)",
+        f"Offer the student if its dev nDCG@10 is at most this many points below the teacher's; "
+        f"default {KD.tolerance_points:g}.",
+    )
+    learning_rate = _num(
+        forms.FloatField,
+        "Learning rate",
+        f"Step size; default {BI.learning_rate:g} ({KD.learning_rate:g} for distillation).",
+    )
+    epochs = _num(
+        forms.FloatField,
+        "Epochs",
+        f"Passes over the train split; default {BI.epochs:g} ({KD.epochs:g} for distillation).",
+    )
     batch_size = _num(
         forms.IntegerField,
         "Batch size",
@@ -73,18 +118,23 @@ class TrainingRunForm(forms.Form):
         forms.FloatField, "Warmup share", f"Share of steps with a rising rate; default {BI.warmup_ratio}."
     )
     max_seq_length = _num(
-        forms.IntegerField, "Max sequence length", f"Tokens per text; longer is slower; default {BI.max_seq_length}."
+        forms.IntegerField,
+        "Max sequence length",
+        f"Tokens per text; longer is slower; default {BI.max_seq_length} ({KD.max_seq_length} for a distilled "
+        "student: twice as fast as 256; the teacher keeps its own).",
     )
     num_negatives = _num(
         forms.IntegerField,
         "Hard negatives per query",
-        f"Mined with the base model; default {BI.mining.num_negatives} / {CE.mining.num_negatives} (reranker).",
+        f"Mined with the base model; default {BI.mining.num_negatives} / {CE.mining.num_negatives} (reranker) / "
+        f"{KD.mining.num_negatives} (distillation: candidates the teacher scores, ~30 pairs/s on 2 CPU cores).",
     )
     relative_margin = _num(
         forms.FloatField,
         "Relative margin",
         f"Drop candidates within this share of the positive's score (likely unlabelled positives); default "
-        f"{BI.mining.relative_margin}.",
+        f"{BI.mining.relative_margin} (distillation: {KD.mining.relative_margin:g}: the teacher grades every "
+        "candidate).",
     )
     range_max = _num(
         forms.IntegerField, "Mining depth", f"Look for negatives in the top this many; default {BI.mining.range_max}."
@@ -120,6 +170,7 @@ class TrainingRunForm(forms.Form):
             and m.source != ModelVersion.Source.BUILTIN
         ]
         self.fields["first_stage"].queryset = models.filter(kind=ModelVersion.Kind.BI_ENCODER)
+        self.fields["teacher"].queryset = models.filter(kind=ModelVersion.Kind.CROSS_ENCODER, usable_for_search=True)
 
     def clean_matryoshka_dims(self) -> tuple[int, ...]:
         raw = self.cleaned_data["matryoshka_dims"].replace(" ", "")
@@ -140,8 +191,14 @@ class TrainingRunForm(forms.Form):
     def clean(self) -> dict[str, Any]:
         data = super().clean()
         loss, kind = data.get("loss"), data.get("kind")
-        if loss and kind and (loss in ("mnrl", "cached_mnrl")) != (kind == "bi_encoder"):
-            self.add_error("loss", "That loss is for the other kind of model.")
+        family = "distill" if loss in DISTILL_LOSSES else "cross_encoder" if loss in RERANKER_LOSSES else "bi_encoder"
+        if loss and kind and family != kind:
+            self.add_error("loss", "That loss is for another kind of model.")
+        if kind == "distill":
+            if not data.get("teacher"):
+                self.add_error("teacher", "Pick the trained reranker to distil.")
+            if data.get("lora"):
+                self.add_error("lora", "Distillation trains a full student; LoRA is not offered for it.")
         if not data.get("snapshot"):
             if not data.get("freeze_source"):
                 self.add_error("snapshot", "Pick a snapshot, or freeze a new one.")
@@ -151,6 +208,7 @@ class TrainingRunForm(forms.Form):
 
     SECTIONS = [
         ("What to train", ["name", "kind", "base", "first_stage", "loss"]),
+        ("Distillation", ["teacher", "student_init", "student_layers", "fresh_head", "tolerance_points"]),
         ("Labels", ["snapshot", "freeze_source", "corpus", "dev_fraction"]),
         (
             "Optimisation",
@@ -173,6 +231,11 @@ class TrainingRunForm(forms.Form):
             "relative_margin": d.get("relative_margin"),
             "range_max": d.get("range_max"),
         }
+        if d.get("kind") == "distill":
+            params["student_init"] = d.get("student_init") or None
+            params["student_layers"] = d.get("student_layers")
+            params["fresh_head"] = bool(d.get("fresh_head"))
+            params["tolerance_points"] = d.get("tolerance_points")
         if d.get("kind") == "bi_encoder" and d.get("matryoshka_dims"):
             params["matryoshka_dims"] = list(d["matryoshka_dims"])
         if d.get("lora"):

@@ -13,6 +13,7 @@ class TrainingRun(models.Model):
     class Kind(models.TextChoices):
         BI_ENCODER = "bi_encoder", "Bi-encoder"
         CROSS_ENCODER = "cross_encoder", "Cross-encoder reranker"
+        DISTILL = "distill", "Distilled reranker (faster student)"
 
     class Outcome(models.TextChoices):
         PENDING = "pending", "Not finished"
@@ -28,6 +29,14 @@ class TrainingRun(models.Model):
     base = models.ForeignKey(ModelVersion, on_delete=models.PROTECT, related_name="training_runs")
     first_stage = models.ForeignKey(
         ModelVersion, null=True, blank=True, on_delete=models.PROTECT, related_name="+", help_text="Reranker runs."
+    )
+    teacher = models.ForeignKey(
+        ModelVersion,
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="+",
+        help_text="Distillation runs: the trained reranker whose scores the student learns.",
     )
     params = models.JSONField(default=dict, help_text="The recipe (training.ml config as a dict).")
     job = models.ForeignKey(Job, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
@@ -52,3 +61,13 @@ class TrainingRun(models.Model):
 
     def __str__(self) -> str:
         return self.name
+
+    @property
+    def outcome_label(self) -> str:
+        """The outcome in this kind's terms: a distilled student is offered for matching its teacher, not beating it."""
+        if self.kind == self.Kind.DISTILL:
+            return {
+                self.Outcome.IMPROVED: "Within tolerance of its teacher",
+                self.Outcome.NOT_IMPROVED: "Loses too much against its teacher",
+            }.get(self.outcome, self.get_outcome_display())
+        return self.get_outcome_display()

@@ -27,6 +27,6 @@ def training_corpus(corpus: Corpus) -> dict[str, str]:
 def training_runs(project: Project) -> QuerySet[TrainingRun]:
     return (
         TrainingRun.objects.filter(project=project)
-        .select_related("snapshot", "base", "job", "model_version", "created_by")
+        .select_related("snapshot", "base", "teacher", "job", "model_version", "created_by")
         .order_by("-created_at")
     )

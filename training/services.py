@@ -19,7 +19,16 @@ from django.utils import timezone
 from labeling.models import LabelSnapshot
 from labeling.selectors import snapshot_data
 from labeling.services.snapshots import DEFAULT_DEV_FRACTION, snapshot_freeze
-from training.ml.config import BiEncoderConfig, CrossEncoderConfig, LoraSettings, TrainingInputError, config_from_dict
+from training.ml.config import (
+    BiEncoderConfig,
+    CrossEncoderConfig,
+    DistillConfig,
+    LoraSettings,
+    TrainingConfig,
+    TrainingInputError,
+    config_from_dict,
+)
+from training.ml.distill import DistillResult, check_teacher, model_layers, train_distilled_reranker
 from training.ml.train import TrainingHooks, TrainResult, train_bi_encoder, train_cross_encoder
 from training.models import TrainingRun
 from training.selectors import training_corpus
@@ -27,6 +36,7 @@ from workbench.errors import PermanentJobError, WorkbenchError
 from workbench.jobs import JobReporter, SmoothedRate, job_create
 from workbench.models import Corpus, IndexVersion, Job, ModelVersion, Project, SearchConfiguration
 from workbench.retrieval import encoders
+from workbench.retrieval.errors import RetrievalError
 from workbench.services.configurations import (
     search_configuration_draft,
     search_configuration_ensure,
@@ -35,16 +45,17 @@ from workbench.services.configurations import (
 from workbench.services.engines import torch_threads_apply
 from workbench.services.indexes import encoder_base_ensure, index_build_start
 
-DEFAULTS: dict[str, BiEncoderConfig | CrossEncoderConfig] = {
+DEFAULTS: dict[str, TrainingConfig] = {
     "bi_encoder": BiEncoderConfig(),
     "cross_encoder": CrossEncoderConfig(),
+    "distill": DistillConfig(),
 }
 
 
-def training_config(kind: str, params: dict[str, Any]) -> BiEncoderConfig | CrossEncoderConfig:
+def training_config(kind: str, params: dict[str, Any]) -> TrainingConfig:
     """The kind's default recipe overridden by ``params`` (None values keep the default), checked."""
     if kind not in DEFAULTS:
-        raise WorkbenchError(f"Unknown training kind {kind!r}: use bi_encoder or cross_encoder.")
+        raise WorkbenchError(f"Unknown training kind {kind!r}: use bi_encoder, cross_encoder or distill.")
     merged = DEFAULTS[kind].as_dict()
     for key, value in params.items():
         if value is None:
@@ -73,11 +84,14 @@ def training_run_start(
     name: str = "",
     params: dict[str, Any] | None = None,
     freeze: tuple[Corpus, str, float | None] | None = None,
+    teacher: ModelVersion | None = None,
 ) -> TrainingRun:
     """Check the recipe and its inputs, then queue the run (on ``TRAINING_QUEUE``). ``base`` None: the built-in
     encoder. A reranker starts from a bi-encoder (fresh head) or an earlier trained reranker; its negatives are mined
-    with ``first_stage`` (default: the built-in encoder). ``freeze`` = (corpus, source, dev share) freezes a new
-    snapshot in the same transaction instead of taking ``snapshot``."""
+    with ``first_stage`` (default: the built-in encoder). A distillation run needs ``teacher`` (a trained reranker of
+    the project); its student starts from the teacher (``base`` is then the teacher) or from a bi-encoder ``base``.
+    ``freeze`` = (corpus, source, dev share) freezes a new snapshot in the same transaction instead of taking
+    ``snapshot``."""
     config = training_config(kind, params or {})
     with transaction.atomic():
         if snapshot is None:
@@ -97,6 +111,10 @@ def training_run_start(
             )
         if snapshot.project_id != project.pk:
             raise WorkbenchError("That snapshot belongs to another project.")
+        if isinstance(config, DistillConfig):
+            base = _distill_inputs(project=project, config=config, teacher=teacher, base=base)
+        else:
+            teacher = None
         base = base or encoder_base_ensure(project=project)
         if base.project_id != project.pk:
             raise WorkbenchError("That base model belongs to another project.")
@@ -106,7 +124,7 @@ def training_run_start(
             raise WorkbenchError(
                 f"{base.name} is a {base.get_kind_display()}; a bi-encoder run needs a bi-encoder base."
             )
-        if kind == "cross_encoder":
+        if kind in ("cross_encoder", "distill"):
             if base.kind == ModelVersion.Kind.CROSS_ENCODER and not base.usable_for_search:
                 raise WorkbenchError(f"{base.name} has an untrained head; start from a bi-encoder instead.")
             first_stage = first_stage or encoder_base_ensure(project=project)
@@ -115,15 +133,17 @@ def training_run_start(
         else:
             first_stage = None
         stats = snapshot.stats or {}
-        name = (name or "").strip() or f"{snapshot.name} · {kind.replace('_', '-')}{' LoRA' if config.lora else ''}"
+        lora = " LoRA" if getattr(config, "lora", None) else ""
+        name = (name or "").strip() or f"{snapshot.name} · {kind.replace('_', '-')}{lora}"
         run = TrainingRun.objects.create(
             project=project,
             name=name[:200],
             snapshot=snapshot,
             kind=kind,
-            lora=config.lora is not None,
+            lora=getattr(config, "lora", None) is not None,
             base=base,
             first_stage=first_stage,
+            teacher=teacher,
             params=config.as_dict(),
             created_by=user if getattr(user, "is_authenticated", False) else None,
             metrics={"snapshot_stats": stats},
@@ -133,6 +153,37 @@ def training_run_start(
         )
         run.save(update_fields=["job"])
     return run
+
+
+def _distill_inputs(
+    *, project: Project, config: DistillConfig, teacher: ModelVersion | None, base: ModelVersion | None
+) -> ModelVersion | None:
+    """Refuse a distillation whose teacher is not a trained reranker of the project, or whose student would keep
+    more layers than it starts with; return the student's start (the teacher, or the bi-encoder ``base``)."""
+    if teacher is None:
+        raise WorkbenchError("Pick the teacher: a trained reranker of this project.")
+    if teacher.project_id != project.pk:
+        raise WorkbenchError("That teacher belongs to another project.")
+    if teacher.kind != ModelVersion.Kind.CROSS_ENCODER:
+        raise WorkbenchError(
+            f"{teacher.name} is a {teacher.get_kind_display()}; the teacher must be a trained cross-encoder reranker."
+        )
+    if not teacher.usable_for_search:
+        raise WorkbenchError(f"{teacher.name} has an untrained head; the teacher must be a trained reranker.")
+    try:
+        teacher_layers = check_teacher(teacher.path)
+    except (TrainingInputError, RetrievalError) as exc:
+        raise WorkbenchError(str(exc)) from None
+    if config.student_init == "teacher":
+        start, source, layers = teacher, "teacher", teacher_layers
+    else:
+        start = base or encoder_base_ensure(project=project)
+        if start.kind != ModelVersion.Kind.BI_ENCODER:
+            raise WorkbenchError("A student with a fresh head starts from a bi-encoder; pick one as the base.")
+        source, layers = "base model", model_layers(start.path) or 0
+    if config.student_layers > layers:
+        raise WorkbenchError(f"The student cannot keep {config.student_layers} layers: the {source} has only {layers}.")
+    return start
 
 
 class _Hooks:
@@ -176,7 +227,7 @@ class _Hooks:
 
 def training_run_execute(*, job: Job, report: JobReporter) -> dict:
     """The job body: train, then record the outcome (and a model version when the run beats its base)."""
-    run = TrainingRun.objects.select_related("snapshot__corpus", "base", "first_stage", "project").get(
+    run = TrainingRun.objects.select_related("snapshot__corpus", "base", "first_stage", "teacher", "project").get(
         pk=job.params["run_id"]
     )
     TrainingRun.objects.filter(pk=run.pk).update(job=job, outcome=TrainingRun.Outcome.PENDING, finished_at=None)
@@ -197,6 +248,12 @@ def training_run_execute(*, job: Job, report: JobReporter) -> dict:
         if run.kind == "bi_encoder":
             result = train_bi_encoder(
                 data, config, base_path=run.base.path, output_dir=dest, corpus=corpus, hooks=hooks,
+                keep_if_not_improved=False,
+            )  # fmt: skip
+        elif run.kind == "distill":
+            result = train_distilled_reranker(
+                data, config, teacher_path=run.teacher.path, base_path=run.base.path,
+                first_stage_path=run.first_stage.path, output_dir=dest, corpus=corpus, hooks=hooks,
                 keep_if_not_improved=False,
             )  # fmt: skip
         else:
@@ -229,6 +286,19 @@ def _record(*, run: TrainingRun, job: Job, result: TrainResult, wall_s: float) -
         "counts": result.counts,
         "hardware": result.hardware,
     }
+    if isinstance(result, DistillResult):
+        metrics["distillation"] = {
+            "teacher_dev": result.teacher_dev,
+            "student_dev": result.best_dev,
+            "first_stage_dev": result.first_stage_dev,
+            "delta_points": None if result.delta_points is None else round(result.delta_points, 2),
+            "tolerance_points": result.tolerance_points,
+            "teacher_layers": result.teacher_layers,
+            "student_layers": result.student_layers,
+            "teacher_max_length": result.teacher_max_length,
+            "student_max_length": result.student_max_length,
+            "speed": result.speed,
+        }
     with transaction.atomic():
         version = None
         if result.artifact_path is not None:
@@ -247,11 +317,19 @@ def _record(*, run: TrainingRun, job: Job, result: TrainResult, wall_s: float) -
 
 def _model_version(*, run: TrainingRun, job: Job, result: TrainResult) -> ModelVersion:
     path = Path(result.artifact_path)
-    kind = run.kind if not run.lora else ModelVersion.Kind.LORA_ADAPTER
+    kind = (
+        ModelVersion.Kind.LORA_ADAPTER
+        if run.lora
+        else ModelVersion.Kind.CROSS_ENCODER
+        if run.kind == TrainingRun.Kind.DISTILL
+        else run.kind
+    )
     dimension = max_len = None
     if kind == ModelVersion.Kind.BI_ENCODER:
         model = encoders.load_encoder(path)
         dimension, max_len = encoders.embedding_dimension(model), encoders.max_seq_length(model)
+    elif isinstance(result, DistillResult):
+        max_len = result.student_max_length  # the student may read fewer tokens than its teacher: say so
     name = f"{run.name} (run {run.pk}, job {job.pk})"[:200]
     return ModelVersion.objects.create(
         project=run.project,

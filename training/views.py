@@ -45,6 +45,7 @@ def run_new(request: HttpRequest, project: Project) -> HttpResponse:
                 kind=d["kind"],
                 base=d["base"],
                 first_stage=d.get("first_stage"),
+                teacher=d.get("teacher"),
                 name=d.get("name", ""),
                 params=form.params(),
             )
@@ -76,6 +77,7 @@ def run_detail(request: HttpRequest, project: Project, pk: int) -> HttpResponse:
         "served": served_configuration(project),
         "poll_url": f"{request.path}status/",
         "counts": [(k.replace("_", " ").capitalize(), v) for k, v in (run.metrics.get("counts") or {}).items()],
+        "distill": run.metrics.get("distillation"),
     }
     return render(request, "training/run.html", context)
 

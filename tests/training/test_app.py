@@ -5,8 +5,7 @@ from __future__ import annotations
 import pytest
 from django.urls import reverse
 
-from labeling.services.snapshots import snapshot_freeze
-from tests.factories import PASSWORD, make_indexed_project
+from tests.factories import PASSWORD
 from training import services
 from training.models import TrainingRun
 from workbench.errors import WorkbenchError
@@ -17,17 +16,6 @@ pytestmark = pytest.mark.django_db
 
 # a tiny model learns fast with a large rate; short sequences keep each step in milliseconds
 FAST = {"max_steps": 4, "batch_size": 4, "learning_rate": 1e-3, "max_seq_length": 32, "dev_corpus_max": 40}
-
-
-@pytest.fixture
-def world(scifact_dir, tiny_encoder_path, eager_celery, django_capture_on_commit_callbacks):  # type: ignore[no-untyped-def]
-    project, lead, corpus, encoder, index = make_indexed_project(
-        scifact_dir, tiny_encoder_path, as_base_encoder=True, capture=django_capture_on_commit_callbacks
-    )
-    snapshot = snapshot_freeze(
-        project=project, corpus=corpus, name="snap", user=lead, source="imported", dev_fraction=0.3, seed=0
-    )
-    return project, lead, corpus, encoder, index, snapshot
 
 
 def _start(world, capture, **kw):  # type: ignore[no-untyped-def]

@@ -247,7 +247,7 @@ def test_overfitting_warning_when_dev_falls_while_loss_drops():
 SCRIPT = """
 import sys
 import training.ml
-from training.ml import adapters, card, config, data, datasets, train
+from training.ml import adapters, card, config, data, datasets, distill, train
 leaked = sorted(name for name in sys.modules if name == "django" or name.startswith("django."))
 assert not leaked, leaked
 print("ok")

@@ -12,6 +12,8 @@ LIBRARIES = ("torch", "transformers", "sentence-transformers", "peft", "accelera
 INTENDED_USE = {
     "bi_encoder": "First-stage dense retrieval on the collection the snapshot was labelled on: build an index with it.",
     "cross_encoder": "Reranking the top candidates of a first-stage retriever on the snapshot's collection.",
+    "distilled": "A faster reranker distilled from its teacher: rerank the top candidates of a first-stage retriever "
+    "on the snapshot's collection where the teacher is too slow; it trades the dev loss above for the speed above.",
     "lora_adapter": "A LoRA adapter: load it on top of its recorded base model only (the fingerprint is checked).",
 }
 
@@ -53,6 +55,7 @@ def card_text(manifest: dict[str, Any]) -> str:
         f"- base: {_fmt(m.get('base_dev'))}, best checkpoint: {_fmt(m.get('best_dev'))}, improved: {m.get('improved')}",
         *[f"- warning: {w}" for w in manifest.get("warnings", [])],
         "",
+        *_distillation_lines(manifest.get("distillation")),
         "## Training",
         f"- seed: {manifest.get('seed')}, steps: {m.get('steps')}, training time: {m.get('train_seconds')} s",
         f"- hardware: {json.dumps(manifest.get('hardware', {}))}",
@@ -64,11 +67,38 @@ def card_text(manifest: dict[str, Any]) -> str:
         "```",
         "",
         "## Intended use",
-        INTENDED_USE.get(str(manifest.get("kind")), ""),
+        INTENDED_USE.get("distilled" if manifest.get("distillation") else str(manifest.get("kind")), ""),
         "Not evaluated outside this collection; re-evaluate before serving it elsewhere.",
         "",
     ]
     return "\n".join(lines)
+
+
+def _distillation_lines(d: dict[str, Any] | None) -> list[str]:
+    """Teacher vs student, side by side: what the student lost on dev and what it gained in speed."""
+    if not d:
+        return []
+    speed = d.get("speed") or {}
+    delta = d.get("delta_points")
+    return [
+        "## Distillation (teacher vs student)",
+        f"- teacher: `{d.get('teacher')}` (fingerprint `{d.get('teacher_fingerprint')}`)",
+        f"- student start: {d.get('student_init')}; loss: {d.get('loss')}; candidates per train query: "
+        f"{d.get('candidates_per_query')}; teacher-scored pairs: {d.get('teacher_pairs_scored')}",
+        "",
+        "| | teacher | student |",
+        "|---|---|---|",
+        f"| transformer layers | {d.get('teacher_layers')} | {d.get('student_layers')} |",
+        f"| max tokens | {d.get('teacher_max_length')} | {d.get('student_max_length')} |",
+        f"| dev nDCG@10 | {_fmt(d.get('teacher_dev'))} | {_fmt(d.get('student_dev'))} |",
+        f"| ms per pair ({speed.get('device', '?')}, {speed.get('pairs', 0)} pairs) | "
+        f"{_fmt(speed.get('teacher_ms_per_pair'))} | {_fmt(speed.get('student_ms_per_pair'))} |",
+        "",
+        f"- dev nDCG@10 student minus teacher: {'—' if delta is None else f'{delta:+.1f}'} points "
+        f"(offered within {d.get('tolerance_points')} points below the teacher); "
+        f"the student is {speed.get('ratio', '—')}x faster per pair",
+        "",
+    ]
 
 
 def write_card(directory: str | Path, manifest: dict[str, Any]) -> Path:
