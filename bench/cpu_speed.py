@@ -197,7 +197,7 @@ def main() -> None:
 
     def first_stage(q: str) -> list[tuple[str, float]]:
         rows, scores = bm25.search(queries[q], 100)
-        return [(str(int(doc_ids[r])), float(s)) for r, s in zip(rows, scores, strict=True)]
+        return [(str(int(d)), float(s)) for d, s in zip(rows, scores, strict=True)]
 
     rng = random.Random(0)
     test_qids = sorted(qrels)
