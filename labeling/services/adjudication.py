@@ -80,6 +80,11 @@ def campaign_aggregate(*, campaign: Campaign, user: Any, complete_only: bool = T
     adjudication queue until an adjudicator decides."""
     written = waiting = disputed = 0
     with transaction.atomic():
+        # Lock what the rule reads before reading it: a grade saved or undone (locks its assignment) or an adjudicator's
+        # grade (locks its pair) arriving meanwhile waits for this, instead of being overwritten by a rule computed from
+        # the grades before it. Assignments first, then pairs: the order every other writer takes them in.
+        list(Assignment.objects.select_for_update().filter(campaign=campaign).order_by("pk").values_list("pk"))
+        list(PoolItem.objects.select_for_update().filter(campaign=campaign).order_by("pk").values_list("pk"))
         items = (
             PoolItem.objects.filter(campaign=campaign)
             .exclude(adjudication__method=Adjudication.Method.ADJUDICATOR)

@@ -190,3 +190,52 @@ def test_reassigning_while_the_annotator_judges_loses_nothing() -> None:
     assert Assignment.objects.filter(campaign=campaign, annotator=taker).count() >= result["moved"]
     # No pair has two assignments of one annotator (the database refuses that anyway) and none was lost.
     assert Assignment.objects.filter(campaign=campaign).count() == PAIRS * OVERLAP
+
+
+def test_aggregating_while_an_adjudicator_decides_keeps_the_adjudicators_grade() -> None:
+    """The ML lead applies the aggregation rule while an adjudicator's grade for one pair is being saved: the rule
+    waits for it and then leaves that pair alone (it never overwrites a human's gold with the rule's)."""
+    import threading
+
+    from django.db import transaction
+
+    from labeling.models import Adjudication
+    from labeling.services.adjudication import adjudication_set, campaign_aggregate
+
+    _postgres_only()
+    _project, _corpus, campaign, users = _world()
+    by_user = {u.pk: u for u in users}
+    for pk, who in Assignment.objects.filter(campaign=campaign).values_list("pk", "annotator_id"):
+        judgment_submit(assignment_id=pk, user=by_user[who], grade=0)  # the rule would say 0 everywhere
+    item = PoolItem.objects.filter(campaign=campaign).order_by("pk").first()
+    adjudicator = make_user()
+    decided, release = threading.Event(), threading.Event()
+
+    @_in_thread
+    def adjudicate() -> None:
+        with transaction.atomic():
+            adjudication_set(item=item, user=adjudicator, grade=3, note="clearly relevant")
+            decided.set()
+            release.wait(10)  # hold the transaction open while the rule runs
+
+    @_in_thread
+    def aggregate() -> dict:
+        return campaign_aggregate(campaign=campaign, user=None)
+
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        held = pool.submit(adjudicate)
+        assert decided.wait(10)
+        rule = pool.submit(aggregate)
+        try:
+            rule.result(timeout=1.5)
+            finished_early = True
+        except TimeoutError:
+            finished_early = False  # it waits for the adjudicator's lock, as it must
+        release.set()
+        held.result()
+        result = rule.result(timeout=30)
+    assert not finished_early
+    gold = Adjudication.objects.get(item=item)
+    assert (gold.method, gold.grade, gold.adjudicator_id) == (Adjudication.Method.ADJUDICATOR, 3, adjudicator.pk)
+    assert result["written"] == PAIRS - 1
+    assert Adjudication.objects.filter(item__campaign=campaign, method=Adjudication.Method.RULE).count() == PAIRS - 1
