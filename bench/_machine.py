@@ -26,10 +26,19 @@ def machine_info() -> dict:
         "gpu": None,
         "python": platform.python_version(),
     }
+    # Kernel ISA caps (e.g. emulating an AVX2-only CPU on an AVX-512 one): the flags above are then not what ran.
+    limits = {
+        k: os.environ[k]
+        for k in ("ATEN_CPU_CAPABILITY", "MKL_ENABLE_INSTRUCTIONS", "ONEDNN_MAX_CPU_ISA")
+        if k in os.environ
+    }
+    if limits:
+        info["isa_limits"] = limits
     try:
         import torch
 
         info["torch"] = torch.__version__
+        info["torch_cpu_capability"] = torch.backends.cpu.get_cpu_capability()
         info["torch_threads"] = torch.get_num_threads()
     except ImportError:
         pass

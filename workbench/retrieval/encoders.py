@@ -206,8 +206,15 @@ def token_lengths(model: SentenceTransformer, texts: Sequence[str]) -> np.ndarra
     return lengths
 
 
+# oneDNN ISA limits (ONEDNN_MAX_CPU_ISA) at or below which bf16 has no native kernels: an operator who caps the ISA
+# (or a benchmark emulating an AVX2-only CPU) gets float32, as on such a CPU.
+_ISA_WITHOUT_BF16 = {"sse41", "avx", "avx2", "avx2_vnni", "avx2_vnni_2", "avx512_core", "avx512_core_vnni"}
+
+
 def cpu_has_fast_bf16() -> bool:
     """True when the CPU multiplies bfloat16 natively (AMX or AVX512-BF16); elsewhere bf16 is emulated and slow."""
+    if os.environ.get("ONEDNN_MAX_CPU_ISA", "").strip().lower() in _ISA_WITHOUT_BF16:
+        return False
     try:
         with open("/proc/cpuinfo", encoding="utf-8") as f:
             flags = next((line for line in f if line.startswith("flags")), "").split()
