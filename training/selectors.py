@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
-from django.db.models import QuerySet
+import numpy as np
+from django.db.models import Q, QuerySet
 
+from training.ml.datasets import DocumentVectors
 from training.models import TrainingRun
-from workbench.models import Corpus, Passage, Project
+from workbench.models import Corpus, IndexVersion, ModelVersion, Passage, Project
+from workbench.retrieval.errors import RetrievalError
+from workbench.retrieval.faiss_index import load_dense_index
 from workbench.retrieval.texts import passage_text
 
 
@@ -22,6 +26,48 @@ def training_corpus(corpus: Corpus) -> dict[str, str]:
         if doc not in out:
             out[doc] = passage_text(title, text)
     return out
+
+
+def stored_document_vectors(
+    corpus: Corpus, encoder: ModelVersion, *, max_seq_length: int
+) -> tuple[DocumentVectors, IndexVersion] | None:
+    """Each document's first-passage vector from the newest current index of ``corpus`` built with ``encoder``'s
+    weights (same model or same fingerprint) at ``max_seq_length`` tokens, where the index stores vectors uncompressed
+    (Flat, HNSW, refined IVF-PQ): what mining with that encoder would compute, read instead of computed. None if no
+    index qualifies."""
+    same = Q(encoder=encoder) | (Q(encoder__fingerprint=encoder.fingerprint) if encoder.fingerprint else Q(pk=None))
+    indexes = (
+        IndexVersion.objects.filter(same, corpus=corpus, corpus_version=corpus.version)
+        .select_related("encoder")
+        .order_by("-created_at")
+    )
+    for index in indexes:
+        if index.encoder.max_seq_length not in (None, max_seq_length):
+            continue  # embedded at another length: not the vectors mining would compute
+        try:
+            dense = load_dense_index(index.path)
+        except (RetrievalError, OSError, RuntimeError):
+            continue  # missing or unreadable on this worker
+        matrix = dense.stored_vectors()
+        if matrix is None:
+            continue
+        first: dict[str, int] = {}
+        rows = (
+            Passage.objects.filter(document__corpus=corpus)
+            .order_by("document_id", "ordinal")
+            .values_list("document__external_id", "pk")
+        )
+        for doc, pk in rows.iterator(chunk_size=5000):
+            first.setdefault(doc, pk)
+        ids = np.asarray(dense.ids)
+        order = np.argsort(ids, kind="stable")
+        sorted_ids = ids[order]
+        wanted = np.fromiter(first.values(), dtype=np.int64, count=len(first))
+        pos = np.clip(np.searchsorted(sorted_ids, wanted), 0, max(len(sorted_ids) - 1, 0))
+        found = sorted_ids[pos] == wanted if len(sorted_ids) else np.zeros(len(wanted), dtype=bool)
+        doc_ids = [d for d, ok in zip(first, found, strict=True) if ok]
+        return DocumentVectors(doc_ids, np.ascontiguousarray(matrix[order[pos[found]]], dtype=np.float32)), index
+    return None
 
 
 def training_runs(project: Project) -> QuerySet[TrainingRun]:

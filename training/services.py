@@ -28,10 +28,11 @@ from training.ml.config import (
     TrainingInputError,
     config_from_dict,
 )
+from training.ml.datasets import DocumentVectors
 from training.ml.distill import DistillResult, check_teacher, model_layers, train_distilled_reranker
 from training.ml.train import TrainingHooks, TrainResult, train_bi_encoder, train_cross_encoder
 from training.models import TrainingRun
-from training.selectors import training_corpus
+from training.selectors import stored_document_vectors, training_corpus
 from workbench.errors import PermanentJobError, WorkbenchError
 from workbench.jobs import JobReporter, SmoothedRate, job_create
 from workbench.models import Corpus, IndexVersion, Job, ModelVersion, Project, SearchConfiguration
@@ -241,6 +242,7 @@ def training_run_execute(*, job: Job, report: JobReporter) -> dict:
         + ", ".join(f"{len(data.query_ids(s))} {s}" for s in ("train", "dev", "test"))
         + f" queries; {len(corpus)} documents to mine negatives from"
     )
+    mining_vectors = _mining_vectors(run, config, report)
     dest = Path(settings.ARTIFACTS_DIR) / "models" / f"trained-{run.pk}-job{job.pk}"
     hooks = _Hooks(report).as_hooks()
     started = time.monotonic()
@@ -248,23 +250,41 @@ def training_run_execute(*, job: Job, report: JobReporter) -> dict:
         if run.kind == "bi_encoder":
             result = train_bi_encoder(
                 data, config, base_path=run.base.path, output_dir=dest, corpus=corpus, hooks=hooks,
-                keep_if_not_improved=False,
+                keep_if_not_improved=False, mining_vectors=mining_vectors,
             )  # fmt: skip
         elif run.kind == "distill":
             result = train_distilled_reranker(
                 data, config, teacher_path=run.teacher.path, base_path=run.base.path,
                 first_stage_path=run.first_stage.path, output_dir=dest, corpus=corpus, hooks=hooks,
-                keep_if_not_improved=False,
+                keep_if_not_improved=False, mining_vectors=mining_vectors,
             )  # fmt: skip
         else:
             result = train_cross_encoder(
                 data, config, base_path=run.base.path, first_stage_path=run.first_stage.path, output_dir=dest,
-                corpus=corpus, hooks=hooks, keep_if_not_improved=False,
+                corpus=corpus, hooks=hooks, keep_if_not_improved=False, mining_vectors=mining_vectors,
             )  # fmt: skip
     except TrainingInputError as exc:
         raise PermanentJobError(str(exc)) from None
     report.progress(0.97, "Registering the model", force=True)
     return _record(run=run, job=job, result=result, wall_s=time.monotonic() - started)
+
+
+def _mining_vectors(run: TrainingRun, config: TrainingConfig, report: JobReporter) -> DocumentVectors | None:
+    """The mining model's vectors from an index already built with it (the base for a bi-encoder, the first stage for
+    a reranker), so a run does not embed the whole collection again; None when no such index is current."""
+    miner = run.base if run.kind == "bi_encoder" else run.first_stage
+    if miner is None:
+        return None
+    length = (
+        config.max_seq_length if run.kind == "bi_encoder" else min(miner.max_seq_length or 10**9, config.max_seq_length)
+    )
+    found = stored_document_vectors(run.snapshot.corpus, miner, max_seq_length=length)
+    if found is None:
+        report.log(f"no current index built with {miner.name} at {length} tokens: mining embeds the collection")
+        return None
+    vectors, index = found
+    report.log(f"mining reads the vectors of index v{index.number} ({index.encoder.name}) instead of re-embedding")
+    return vectors
 
 
 def _record(*, run: TrainingRun, job: Job, result: TrainResult, wall_s: float) -> dict:

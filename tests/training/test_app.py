@@ -173,3 +173,33 @@ def test_the_status_partial_reloads_the_page_once_the_run_is_over(world, django_
     assert response.status_code == 200 and response["HX-Refresh"] == "true"
     assert "Succeeded" in response.content.decode()
     assert "HX-Refresh" not in client.get(url)  # a plain GET is just the card
+
+
+def test_mining_reads_the_vectors_of_an_index_built_with_the_base(world, django_capture_on_commit_callbacks):
+    """The world's index was built with the base encoder: a run at the base's length mines from its stored vectors
+    (the same vectors the encoder computes), one at another length embeds the collection itself."""
+    import numpy as np
+    from sentence_transformers import SentenceTransformer
+
+    from training.selectors import stored_document_vectors, training_corpus
+    from workbench.retrieval.testing import TINY_MAX_SEQ_LENGTH
+
+    _project, _lead, corpus, encoder, index, _snapshot = world
+    found = stored_document_vectors(corpus, encoder, max_seq_length=TINY_MAX_SEQ_LENGTH)
+    assert found is not None and found[1] == index
+    vectors = found[0]
+    texts = training_corpus(corpus)
+    assert sorted(vectors.doc_ids) == sorted(texts)  # every document, by its first passage
+    model = SentenceTransformer(encoder.path, device="cpu")
+    some = vectors.doc_ids[:5]
+    computed = model.encode_document([texts[d] for d in some], normalize_embeddings=True)
+    # the same vectors up to the index build's precision (bf16 where the CPU has it): cosine, not equality
+    assert np.all(np.sum(vectors.matrix[:5] * computed, axis=1) > 0.999)
+    assert stored_document_vectors(corpus, encoder, max_seq_length=TINY_MAX_SEQ_LENGTH + 1) is None
+
+    run = _start(world, django_capture_on_commit_callbacks, params={**FAST, "max_seq_length": TINY_MAX_SEQ_LENGTH})
+    job = Job.objects.get(pk=run.job_id)
+    assert job.status == "succeeded", (job.message, job.log_tail)
+    assert f"mining reads the vectors of index v{index.number}" in job.log_tail
+    other = _start(world, django_capture_on_commit_callbacks, params=FAST)
+    assert "mining embeds the collection" in Job.objects.get(pk=other.job_id).log_tail

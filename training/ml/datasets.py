@@ -13,6 +13,8 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
+import numpy as np
+
 from training.ml.config import MiningSettings, TrainingInputError
 from training.ml.data import SnapshotData
 
@@ -86,6 +88,56 @@ def prepare(data: SnapshotData, corpus: dict[str, str] | None = None) -> Prepare
     return PreparedData(pairs, {q: data.queries[q] for q in dev_relevant}, dev_relevant, texts, counts, audited)
 
 
+@dataclass(frozen=True)
+class DocumentVectors:
+    """Vectors the mining model already computed for documents (e.g. the rows of an index built with it): row i is
+    document ``doc_ids[i]``, L2-normalised. Mining reads these instead of embedding the whole collection again."""
+
+    doc_ids: list[str]
+    matrix: np.ndarray
+
+    def __post_init__(self) -> None:
+        if self.matrix.ndim != 2 or self.matrix.shape[0] != len(self.doc_ids):
+            raise ValueError(f"{len(self.doc_ids)} document ids but vectors of shape {self.matrix.shape}")
+
+
+class _KnownDocuments:
+    """The mining model with ``encode_document`` answered from known vectors; only unknown texts are encoded.
+
+    ``mine_hard_negatives`` asks the model for normalised numpy embeddings of the de-duplicated corpus; everything else
+    (queries, device, dimension, similarity) goes to the model itself."""
+
+    def __init__(self, model: Any, rows_by_text: dict[str, int], matrix: np.ndarray) -> None:
+        self._model, self._rows, self._matrix = model, rows_by_text, matrix
+        self.encoded = 0  # texts that had to be embedded after all
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._model, name)
+
+    def encode_document(self, sentences: list[str], **kwargs: Any) -> np.ndarray:
+        missing = [t for t in dict.fromkeys(sentences) if t not in self._rows]
+        fresh: dict[str, np.ndarray] = {}
+        if missing:
+            self.encoded += len(missing)
+            fresh = dict(zip(missing, np.asarray(self._model.encode_document(missing, **kwargs)), strict=True))
+        out = np.empty((len(sentences), self._matrix.shape[1]), dtype=np.float32)
+        for i, text in enumerate(sentences):
+            row = self._rows.get(text)
+            out[i] = self._matrix[row] if row is not None else fresh[text]
+        return out
+
+
+def with_known_documents(model: Any, corpus: dict[str, str], vectors: DocumentVectors | None) -> Any:
+    """``model`` for ``mine``, reading the documents of ``corpus`` that ``vectors`` holds instead of encoding them."""
+    if vectors is None:
+        return model
+    dim = model.get_embedding_dimension()
+    if vectors.matrix.shape[1] != dim:
+        raise ValueError(f"stored vectors have dimension {vectors.matrix.shape[1]}, the mining model {dim}")
+    rows = {corpus[d]: i for i, d in enumerate(vectors.doc_ids) if d in corpus}
+    return _KnownDocuments(model, rows, vectors.matrix)
+
+
 def mine(
     model: Any,
     queries: list[tuple[str, str, str]],
@@ -96,10 +148,12 @@ def mine(
     cache_folder: str | None = None,
     batch_size: int = 32,
     positive_scores: dict[str, dict[str, float]] | None = None,
+    known: DocumentVectors | None = None,
 ) -> dict[str, list[tuple[str, float]]]:
     """Hard negatives per query id: [(document id, base score)], best first, via ``mine_hard_negatives``.
 
-    ``positive_scores``, when given, is filled with the base model's score of each (query, positive) pair."""
+    ``positive_scores``, when given, is filled with the base model's score of each (query, positive) pair.
+    ``known``: this model's vectors of (some of) the documents, read instead of encoding those again."""
     from datasets import Dataset
     from sentence_transformers.util import mine_hard_negatives
 
@@ -115,7 +169,7 @@ def mine(
     range_max = max(mining.range_max, mining.range_min + k)
     mined = mine_hard_negatives(
         dataset,
-        model,
+        with_known_documents(model, corpus, known),
         corpus=texts,
         range_min=mining.range_min,
         range_max=min(range_max, max(1, len(set(texts)) - 1)),

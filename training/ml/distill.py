@@ -23,13 +23,14 @@ from typing import Any
 
 from training.ml.config import DistillConfig, TrainingInputError
 from training.ml.data import SnapshotData
-from training.ml.datasets import PreparedData, mine, prepare, random_negative
+from training.ml.datasets import DocumentVectors, PreparedData, mine, prepare, random_negative
 from training.ml.train import (
     DEV_CANDIDATES,
     TrainingHooks,
     TrainResult,
     _args,
     _finish,
+    _log_known,
     _manifest_and_card,
     _plan_steps,
     _rerank_dev_samples,
@@ -316,6 +317,7 @@ def train_distilled_reranker(
     keep_if_not_improved: bool = True,
     scratch_dir: str | os.PathLike[str] | None = None,
     mining_cache_dir: str | os.PathLike[str] | None = None,
+    mining_vectors: DocumentVectors | None = None,
 ) -> DistillResult:
     """Distil ``teacher_path`` (a trained cross-encoder) into a student with ``config.student_layers`` layers and
     ``config.max_seq_length`` tokens. The student starts from the teacher (``student_init="teacher"``, its head kept
@@ -354,11 +356,20 @@ def train_distilled_reranker(
         scratch = Path(scratch_name)
         cache = str(mining_cache_dir or scratch / "mining-cache")
         log(f"mining {config.mining.num_negatives} candidates per train query with the first stage")
-        mined = mine(first_stage, prepared.train_pairs, prepared.corpus, config.mining, cache_folder=cache)
+        _log_known(log, prepared, mining_vectors)
+        mined = mine(
+            first_stage, prepared.train_pairs, prepared.corpus, config.mining, cache_folder=cache, known=mining_vectors
+        )
         dev_pairs = [(q, t, d) for q, t in prepared.dev_queries.items() for d in sorted(prepared.dev_relevant[q])]
         dev_negatives = (
             mine(
-                first_stage, dev_pairs, prepared.corpus, config.mining, num_negatives=DEV_CANDIDATES, cache_folder=cache
+                first_stage,
+                dev_pairs,
+                prepared.corpus,
+                config.mining,
+                num_negatives=DEV_CANDIDATES,
+                cache_folder=cache,
+                known=mining_vectors,
             )
             if dev_pairs
             else {}

@@ -24,7 +24,7 @@ from typing import Any
 from training.ml.card import library_versions, write_card
 from training.ml.config import BiEncoderConfig, CrossEncoderConfig, TrainingInputError
 from training.ml.data import SnapshotData
-from training.ml.datasets import PreparedData, dev_corpus, mine, prepare, random_negative
+from training.ml.datasets import DocumentVectors, PreparedData, dev_corpus, mine, prepare, random_negative
 from workbench.retrieval.artifacts import atomic_directory, make_manifest, write_manifest
 from workbench.retrieval.encoders import model_fingerprint
 
@@ -295,6 +295,7 @@ def train_bi_encoder(
     keep_if_not_improved: bool = True,
     scratch_dir: str | os.PathLike[str] | None = None,
     mining_cache_dir: str | os.PathLike[str] | None = None,
+    mining_vectors: DocumentVectors | None = None,
 ) -> TrainResult:
     """Fine-tune a sentence-transformers bi-encoder on the snapshot's train split (MNRL or cached MNRL, no duplicate
     texts in a batch, audited + mined hard negatives), selecting the best checkpoint on dev nDCG@10."""
@@ -317,7 +318,7 @@ def train_bi_encoder(
     with tempfile.TemporaryDirectory(prefix="train-", dir=scratch_dir) as scratch_name:
         scratch = Path(scratch_name)
         cache = str(mining_cache_dir or scratch / "mining-cache")
-        train_rows, dev_negatives = _bi_encoder_rows(model, prepared, config, cache, log)
+        train_rows, dev_negatives = _bi_encoder_rows(model, prepared, config, cache, log, mining_vectors)
         from datasets import Dataset
 
         dataset = Dataset.from_dict(train_rows)
@@ -424,17 +425,37 @@ def _finish(
     )
 
 
+def _log_known(log: Callable[[str], None], prepared: PreparedData, known: DocumentVectors | None) -> None:
+    if known is not None:
+        have = len(set(known.doc_ids) & set(prepared.corpus))
+        log(f"mining reads {have:,} of {len(prepared.corpus):,} documents' vectors from an index built with this model")
+
+
 def _bi_encoder_rows(
-    model: Any, prepared: PreparedData, config: BiEncoderConfig, cache: str, log: Callable[[str], None]
+    model: Any,
+    prepared: PreparedData,
+    config: BiEncoderConfig,
+    cache: str,
+    log: Callable[[str], None],
+    known: DocumentVectors | None,
 ) -> tuple[dict[str, list[str]], dict[str, list[tuple[str, float]]]]:
     k = config.mining.num_negatives
     mined = {}
+    _log_known(log, prepared, known)
     if k:
         log(f"mining {k} hard negatives per query among {len(prepared.corpus)} documents")
-        mined = mine(model, prepared.train_pairs, prepared.corpus, config.mining, cache_folder=cache)
+        mined = mine(model, prepared.train_pairs, prepared.corpus, config.mining, cache_folder=cache, known=known)
     dev_pairs = [(q, t, d) for q, t in prepared.dev_queries.items() for d in sorted(prepared.dev_relevant[q])]
     dev_negatives = (
-        mine(model, dev_pairs, prepared.corpus, config.mining, num_negatives=DEV_CANDIDATES, cache_folder=cache)
+        mine(
+            model,
+            dev_pairs,
+            prepared.corpus,
+            config.mining,
+            num_negatives=DEV_CANDIDATES,
+            cache_folder=cache,
+            known=known,
+        )
         if dev_pairs
         else {}
     )
@@ -482,6 +503,7 @@ def train_cross_encoder(
     keep_if_not_improved: bool = True,
     scratch_dir: str | os.PathLike[str] | None = None,
     mining_cache_dir: str | os.PathLike[str] | None = None,
+    mining_vectors: DocumentVectors | None = None,
 ) -> TrainResult:
     """Train a reranker: from a bi-encoder base (fresh one-logit head) or an earlier cross-encoder, on (query,
     passage, label) pairs with BCE (positives weighted) or on per-query lists with LambdaLoss. Negatives are audited +
@@ -510,11 +532,20 @@ def train_cross_encoder(
         scratch = Path(scratch_name)
         cache = str(mining_cache_dir or scratch / "mining-cache")
         log(f"mining {config.mining.num_negatives} hard negatives per query with the first stage")
-        mined = mine(first_stage, prepared.train_pairs, prepared.corpus, config.mining, cache_folder=cache)
+        _log_known(log, prepared, mining_vectors)
+        mined = mine(
+            first_stage, prepared.train_pairs, prepared.corpus, config.mining, cache_folder=cache, known=mining_vectors
+        )
         dev_pairs = [(q, t, d) for q, t in prepared.dev_queries.items() for d in sorted(prepared.dev_relevant[q])]
         dev_negatives = (
             mine(
-                first_stage, dev_pairs, prepared.corpus, config.mining, num_negatives=DEV_CANDIDATES, cache_folder=cache
+                first_stage,
+                dev_pairs,
+                prepared.corpus,
+                config.mining,
+                num_negatives=DEV_CANDIDATES,
+                cache_folder=cache,
+                known=mining_vectors,
             )
             if dev_pairs
             else {}

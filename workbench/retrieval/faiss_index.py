@@ -278,6 +278,10 @@ class DenseIndex:
         found = sorted_ids[pos] == wanted
         return np.unique(order[pos[found]])
 
+    def stored_vectors(self) -> np.ndarray | None:
+        """The vectors as stored, row by row (a read-only view), or None where the index keeps only compressed codes."""
+        return self._flat_vectors()
+
     def _flat_vectors(self) -> np.ndarray | None:
         # Zero-copy view of the stored float vectors (Flat, or HNSW's flat storage); None for compressed indexes.
         store = self.index
