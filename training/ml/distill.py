@@ -23,14 +23,12 @@ from typing import Any
 
 from training.ml.config import DistillConfig, TrainingInputError
 from training.ml.data import SnapshotData
-from training.ml.datasets import DocumentVectors, PreparedData, mine, prepare, random_negative
+from training.ml.datasets import DocumentVectors, PreparedData, prepare, random_negative
 from training.ml.train import (
-    DEV_CANDIDATES,
     TrainingHooks,
     TrainResult,
     _args,
     _finish,
-    _log_known,
     _manifest_and_card,
     _plan_steps,
     _rerank_dev_samples,
@@ -38,6 +36,7 @@ from training.ml.train import (
     _seed,
     _trainer_callback,
     device_name,
+    mine_train_and_dev,
     prepared_audited,
 )
 from workbench.retrieval.artifacts import read_manifest
@@ -356,24 +355,7 @@ def train_distilled_reranker(
         scratch = Path(scratch_name)
         cache = str(mining_cache_dir or scratch / "mining-cache")
         log(f"mining {config.mining.num_negatives} candidates per train query with the first stage")
-        _log_known(log, prepared, mining_vectors)
-        mined = mine(
-            first_stage, prepared.train_pairs, prepared.corpus, config.mining, cache_folder=cache, known=mining_vectors
-        )
-        dev_pairs = [(q, t, d) for q, t in prepared.dev_queries.items() for d in sorted(prepared.dev_relevant[q])]
-        dev_negatives = (
-            mine(
-                first_stage,
-                dev_pairs,
-                prepared.corpus,
-                config.mining,
-                num_negatives=DEV_CANDIDATES,
-                cache_folder=cache,
-                known=mining_vectors,
-            )
-            if dev_pairs
-            else {}
-        )
+        mined, dev_negatives = mine_train_and_dev(first_stage, prepared, config.mining, cache, mining_vectors, log)
         samples = _rerank_dev_samples(first_stage, prepared, dev_negatives, config)
         del first_stage
 

@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from training.ml.card import library_versions, write_card
-from training.ml.config import BiEncoderConfig, CrossEncoderConfig, TrainingInputError
+from training.ml.config import BiEncoderConfig, CrossEncoderConfig, MiningSettings, TrainingInputError
 from training.ml.data import SnapshotData
 from training.ml.datasets import DocumentVectors, PreparedData, dev_corpus, mine, prepare, random_negative
 from workbench.retrieval.artifacts import atomic_directory, make_manifest, write_manifest
@@ -425,10 +425,27 @@ def _finish(
     )
 
 
-def _log_known(log: Callable[[str], None], prepared: PreparedData, known: DocumentVectors | None) -> None:
+def mine_train_and_dev(
+    model: Any,
+    prepared: PreparedData,
+    mining: MiningSettings,
+    cache: str,
+    known: DocumentVectors | None,
+    log: Callable[[str], None],
+) -> tuple[dict[str, list[tuple[str, float]]], dict[str, list[tuple[str, float]]]]:
+    """Hard negatives of the train queries (``mining.num_negatives`` each) and the dev queries' candidates
+    (``DEV_CANDIDATES`` each) with ``model``; the collection is embedded once (cached) or read from ``known``."""
     if known is not None:
         have = len(set(known.doc_ids) & set(prepared.corpus))
         log(f"mining reads {have:,} of {len(prepared.corpus):,} documents' vectors from an index built with this model")
+    mined = mine(model, prepared.train_pairs, prepared.corpus, mining, cache_folder=cache, known=known)
+    dev_pairs = [(q, t, d) for q, t in prepared.dev_queries.items() for d in sorted(prepared.dev_relevant[q])]
+    dev_negatives = (
+        mine(model, dev_pairs, prepared.corpus, mining, num_negatives=DEV_CANDIDATES, cache_folder=cache, known=known)
+        if dev_pairs
+        else {}
+    )
+    return mined, dev_negatives
 
 
 def _bi_encoder_rows(
@@ -440,25 +457,9 @@ def _bi_encoder_rows(
     known: DocumentVectors | None,
 ) -> tuple[dict[str, list[str]], dict[str, list[tuple[str, float]]]]:
     k = config.mining.num_negatives
-    mined = {}
-    _log_known(log, prepared, known)
     if k:
         log(f"mining {k} hard negatives per query among {len(prepared.corpus)} documents")
-        mined = mine(model, prepared.train_pairs, prepared.corpus, config.mining, cache_folder=cache, known=known)
-    dev_pairs = [(q, t, d) for q, t in prepared.dev_queries.items() for d in sorted(prepared.dev_relevant[q])]
-    dev_negatives = (
-        mine(
-            model,
-            dev_pairs,
-            prepared.corpus,
-            config.mining,
-            num_negatives=DEV_CANDIDATES,
-            cache_folder=cache,
-            known=known,
-        )
-        if dev_pairs
-        else {}
-    )
+    mined, dev_negatives = mine_train_and_dev(model, prepared, config.mining, cache, known, log)
     rows: dict[str, list[str]] = {"anchor": [], "positive": []}
     for i in range(k):
         rows[f"negative_{i + 1}"] = []
@@ -532,24 +533,7 @@ def train_cross_encoder(
         scratch = Path(scratch_name)
         cache = str(mining_cache_dir or scratch / "mining-cache")
         log(f"mining {config.mining.num_negatives} hard negatives per query with the first stage")
-        _log_known(log, prepared, mining_vectors)
-        mined = mine(
-            first_stage, prepared.train_pairs, prepared.corpus, config.mining, cache_folder=cache, known=mining_vectors
-        )
-        dev_pairs = [(q, t, d) for q, t in prepared.dev_queries.items() for d in sorted(prepared.dev_relevant[q])]
-        dev_negatives = (
-            mine(
-                first_stage,
-                dev_pairs,
-                prepared.corpus,
-                config.mining,
-                num_negatives=DEV_CANDIDATES,
-                cache_folder=cache,
-                known=mining_vectors,
-            )
-            if dev_pairs
-            else {}
-        )
+        mined, dev_negatives = mine_train_and_dev(first_stage, prepared, config.mining, cache, mining_vectors, log)
         samples = _rerank_dev_samples(first_stage, prepared, dev_negatives, config)
         del first_stage
         model = CrossEncoder(
