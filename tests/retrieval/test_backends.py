@@ -203,3 +203,23 @@ def test_measure_a_reranker_reports_latency_per_size(tiny_cross_encoder_path: Pa
     assert rows[B.TORCH_INT8]["fidelity"]["judged_lists"] == 2
     assert not rows[B.TORCH_BF16]["available"] and "native bfloat16" in rows[B.TORCH_BF16]["refused_reason"]
     assert report["chosen"] in (B.TORCH_FP32, B.TORCH_INT8)
+
+
+@pytest.mark.parametrize(
+    ("cap", "kept", "dropped"),
+    [
+        ("", {"avx2", "avx512f", "amx_bf16", "avx512_bf16"}, set()),
+        ("AVX2", {"avx2", "fma"}, {"avx512f", "avx512_vnni", "amx_bf16", "avx512_bf16"}),
+        ("avx512_core_vnni", {"avx2", "avx512f", "avx512_vnni"}, {"amx_bf16", "avx512_bf16", "amx_tile"}),
+        ("AVX512_CORE_BF16", {"avx512f", "avx512_bf16", "amx_bf16"}, set()),
+    ],
+)
+def test_a_onednn_isa_cap_hides_the_flags_above_it(monkeypatch, cap, kept, dropped) -> None:  # type: ignore[no-untyped-def]
+    from workbench.retrieval.encoders import isa_capped_flags
+
+    monkeypatch.setenv("ONEDNN_MAX_CPU_ISA", cap)
+    every = {"avx2", "fma", "avx512f", "avx512_vnni", "avx512_bf16", "amx_bf16", "amx_tile"}
+    flags = isa_capped_flags(every)
+    assert kept <= flags and not dropped & flags
+    native = B.CpuInfo(model="x", flags=flags).native_bf16
+    assert native is ("amx_bf16" in flags)  # an AVX2 cap means float32 is today's default, as on an AVX2 CPU

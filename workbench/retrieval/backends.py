@@ -42,6 +42,7 @@ from workbench.retrieval.encoders import (
     embedding_dimension,
     encode_passages,
     encode_query,
+    isa_capped_flags,
     validate_model_dir,
 )
 from workbench.retrieval.errors import OperationCancelled, RetrievalError
@@ -101,7 +102,7 @@ def cpu_info() -> CpuInfo:
                     break
     except OSError:
         pass
-    return CpuInfo(model=model, flags=frozenset(flags.split()))
+    return CpuInfo(model=model, flags=isa_capped_flags(set(flags.split())))
 
 
 def default_backend(cpu: CpuInfo | None = None) -> str:

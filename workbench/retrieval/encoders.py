@@ -206,18 +206,28 @@ def token_lengths(model: SentenceTransformer, texts: Sequence[str]) -> np.ndarra
     return lengths
 
 
-# oneDNN ISA limits (ONEDNN_MAX_CPU_ISA) at or below which bf16 has no native kernels: an operator who caps the ISA
-# (or a benchmark emulating an AVX2-only CPU) gets float32, as on such a CPU.
-_ISA_WITHOUT_BF16 = {"sse41", "avx", "avx2", "avx2_vnni", "avx2_vnni_2", "avx512_core", "avx512_core_vnni"}
+# oneDNN ISA caps (ONEDNN_MAX_CPU_ISA) below AVX-512 and below native bf16: an operator who caps the ISA (or a
+# benchmark emulating an AVX2-only CPU) gets the kernels, and so the choices, of such a CPU.
+_CAPS_BELOW_AVX512 = {"sse41", "avx", "avx2", "avx2_vnni", "avx2_vnni_2"}
+_CAPS_BELOW_BF16 = _CAPS_BELOW_AVX512 | {"avx512_core", "avx512_core_vnni"}
+_BF16_FLAGS = {"amx_bf16", "amx_tile", "amx_int8", "avx512_bf16", "avx512_fp16"}
+
+
+def isa_capped_flags(flags: set[str] | frozenset[str]) -> frozenset[str]:
+    """The CPU flags whose kernels can run under the process's ``ONEDNN_MAX_CPU_ISA`` cap (all of them when unset)."""
+    cap = os.environ.get("ONEDNN_MAX_CPU_ISA", "").strip().lower()
+    if cap in _CAPS_BELOW_AVX512:
+        return frozenset(f for f in flags if not f.startswith(("avx512", "amx")))
+    if cap in _CAPS_BELOW_BF16:
+        return frozenset(f for f in flags if f not in _BF16_FLAGS)
+    return frozenset(flags)
 
 
 def cpu_has_fast_bf16() -> bool:
     """True when the CPU multiplies bfloat16 natively (AMX or AVX512-BF16); elsewhere bf16 is emulated and slow."""
-    if os.environ.get("ONEDNN_MAX_CPU_ISA", "").strip().lower() in _ISA_WITHOUT_BF16:
-        return False
     try:
         with open("/proc/cpuinfo", encoding="utf-8") as f:
-            flags = next((line for line in f if line.startswith("flags")), "").split()
+            flags = isa_capped_flags(set(next((line for line in f if line.startswith("flags")), "").split()))
     except OSError:
         return False
     return "amx_bf16" in flags or "avx512_bf16" in flags
