@@ -5,10 +5,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from tests.training.test_ml import FAST, toy_snapshot
 from training.ml.config import BiEncoderConfig, MiningSettings
 from training.ml.datasets import DocumentVectors, mine, prepare
 from training.ml.train import TrainingHooks, train_bi_encoder
-from tests.training.test_ml import FAST, toy_snapshot
 
 
 class CountingModel:
