@@ -11,7 +11,8 @@ dynamic int8, OpenVINO float32):
 - the automatic choice the app makes (``measure_backends``) on lists of SciFact *train* queries (never test).
 
 Run: .venv/bin/python bench/cpu_speed.py  (TEACHER, STUDENT: model directories; default TEACHER is the reranker
-recorded by bench/scifact_quality.py; QUALITY_QUERIES (50) and LATENCY_QUERIES (20) test queries; ENC_PASSAGES (384)).
+recorded by bench/scifact_quality.py; QUALITY_QUERIES (50) and LATENCY_QUERIES (20) test queries; ENC_PASSAGES (384);
+BACKENDS: a comma list of backends to measure, default all available).
 JSON to bench/results/cpu_speed.json with the CPU model and flags inside.
 """
 
@@ -47,6 +48,14 @@ from workbench.retrieval.bm25 import build_bm25  # noqa: E402
 from workbench.retrieval.encoders import base_model_path, load_encoder  # noqa: E402
 
 THREADS = int(os.environ.get("THREADS", "2"))
+# BACKENDS: a comma list to measure only some of the available backends (default: all of them)
+ONLY = {b.strip() for b in os.environ.get("BACKENDS", "").split(",") if b.strip()}
+
+
+def backends_here() -> list[str]:
+    return [b for b in available_backends() if not ONLY or b in ONLY]
+
+
 DEPTHS = (20, 50, 100)
 QUALITY_DEPTH = 50
 
@@ -85,7 +94,7 @@ def encoder_section(texts: list[str]) -> dict:
     plain_s = time.perf_counter() - t0
     out = {"passages": len(sample), "plain_sentence_transformers_fp32_passages_per_s": round(len(sample) / plain_s, 1)}
     rows = {}
-    for name in available_backends():
+    for name in backends_here():
         encoder = load_encoder_backend(base, name, threads=THREADS)
         encoder.encode_passages(sample[:16], batch_size=32)
         t0 = time.perf_counter()
@@ -118,7 +127,7 @@ def reranker_section(
 ) -> tuple[dict, dict[str, dict[str, dict[str, float]]]]:
     rows: dict[str, dict] = {}
     scores_by_backend: dict[str, dict[str, dict[str, float]]] = {}
-    for name in available_backends():
+    for name in backends_here():
         reranker = load_reranker_backend(path, name, threads=THREADS)
         reranker.score("warm up", [text_of[d] for d, _ in candidates[quality_qids[0]][:8]])
         row: dict = {"latency_ms": {}}
@@ -208,7 +217,11 @@ def main() -> None:
     bm25_run = {q: {d: s for d, s in candidates[q]} for q in quality_qids}
     result: dict = {
         "benchmark": "cpu_speed",
-        "machine": {**machine_info(), "backends_available": available_backends(), "cpu_flags_seen": cpu_info().flags},
+        "machine": {
+            **machine_info(),
+            "backends_available": available_backends(),
+            "cpu_flags_seen": sorted(cpu_info().flags),
+        },
         "threads": THREADS,
         "first_stage": "BM25 (bm25s), top 100 per query",
         "quality_queries": f"{len(quality_qids)} SciFact test queries (seeded sample), BM25 top {QUALITY_DEPTH} "
