@@ -61,6 +61,10 @@ test: install-dev check-deploy
 	$(PY) -m pytest -m "not integration" -q
 	DATABASE_URL=$(TEST_DATABASE_URL) CELERY_BROKER_URL=$(TEST_BROKER_URL) $(PY) -m pytest -m integration -q
 
+# Only the integration tests (PostgreSQL + Redis + a Celery worker).
+test-integration: install-dev
+	DATABASE_URL=$(TEST_DATABASE_URL) CELERY_BROKER_URL=$(TEST_BROKER_URL) $(PY) -m pytest -m integration -q
+
 test-fast: install-dev
 	$(PY) -m pytest -m "not integration and not browser and not slow" -q -x
 
