@@ -14,7 +14,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import random
 import tempfile
 import time
 from dataclasses import dataclass, field
@@ -23,7 +22,7 @@ from typing import Any
 
 from training.ml.config import DistillConfig, TrainingInputError
 from training.ml.data import SnapshotData
-from training.ml.datasets import DocumentVectors, PreparedData, prepare, random_negative
+from training.ml.datasets import DocumentVectors, PreparedData, prepare
 from training.ml.train import (
     TrainingHooks,
     TrainResult,
@@ -31,13 +30,12 @@ from training.ml.train import (
     _finish,
     _manifest_and_card,
     _plan_steps,
-    _rerank_dev_samples,
     _save,
     _seed,
     _trainer_callback,
     device_name,
-    mine_train_and_dev,
-    prepared_audited,
+    first_stage_candidates,
+    query_candidates,
 )
 from workbench.retrieval.artifacts import read_manifest
 from workbench.retrieval.encoders import detect_model_kind, model_fingerprint
@@ -225,32 +223,6 @@ def measure_speed(teacher: Any, student: Any, pairs: list[tuple[str, str]]) -> d
     }
 
 
-def _candidates(
-    prepared: PreparedData, mined: dict[str, list[tuple[str, float]]], config: DistillConfig
-) -> dict[str, tuple[str, list[str], list[str]]]:
-    """query id -> (text, positives, candidates): audited negatives, then first-stage candidates, padded with
-    random documents to ``mining.num_negatives``. The teacher scores all of them; no candidate is assumed
-    irrelevant."""
-    rng = random.Random(config.seed)
-    ids = sorted(prepared.corpus)
-    by_query: dict[str, tuple[str, list[str]]] = {}
-    for q, text, d in prepared.train_pairs:
-        by_query.setdefault(q, (text, []))[1].append(d)
-    k = config.mining.num_negatives
-    out = {}
-    for q in sorted(by_query):
-        text, positives = by_query[q]
-        cands = [n for n in prepared_audited(prepared, q) if n not in positives]
-        cands += [n for n, _ in mined.get(q, []) if n not in positives and n not in cands]
-        while len(cands) < k:
-            extra = random_negative(ids, set(positives) | set(cands), rng)
-            if extra is None:
-                break
-            cands.append(extra)
-        out[q] = (text, positives, cands[: max(k, len(prepared_audited(prepared, q)))])
-    return out
-
-
 def distill_rows(
     prepared: PreparedData,
     candidates: dict[str, tuple[str, list[str], list[str]]],
@@ -322,7 +294,7 @@ def train_distilled_reranker(
     ``config.max_seq_length`` tokens. The student starts from the teacher (``student_init="teacher"``, its head kept
     unless ``fresh_head``) or from ``base_path`` (a bi-encoder, fresh head). The result's ``improved`` is True when
     the best student's dev nDCG@10 is within ``tolerance_points`` of the teacher's on the same dev samples."""
-    from sentence_transformers import CrossEncoder, SentenceTransformer
+    from sentence_transformers import CrossEncoder
     from sentence_transformers.cross_encoder import losses
     from sentence_transformers.cross_encoder.evaluation import CrossEncoderRerankingEvaluator
     from sentence_transformers.cross_encoder.trainer import CrossEncoderTrainer
@@ -349,18 +321,14 @@ def train_distilled_reranker(
         layers = student_layer_count(config, teacher_layers, source="teacher")
     prepared = prepare(data, corpus)
     _seed(config.seed)
-    first_stage = SentenceTransformer(str(first_stage_path), device=device_name(), local_files_only=True)
-    first_stage.max_seq_length = min(first_stage.max_seq_length or config.max_seq_length, config.max_seq_length)
     with tempfile.TemporaryDirectory(prefix="distill-", dir=scratch_dir) as scratch_name:
         scratch = Path(scratch_name)
         cache = str(mining_cache_dir or scratch / "mining-cache")
         log(f"mining {config.mining.num_negatives} candidates per train query with the first stage")
-        mined, dev_negatives = mine_train_and_dev(first_stage, prepared, config.mining, cache, mining_vectors, log)
-        samples = _rerank_dev_samples(first_stage, prepared, dev_negatives, config)
-        del first_stage
+        mined, samples = first_stage_candidates(first_stage_path, prepared, config, cache, mining_vectors, log)
 
         teacher = CrossEncoder(str(teacher_path), device=device_name(), local_files_only=True)
-        candidates = _candidates(prepared, mined, config)
+        candidates = query_candidates(prepared, mined, num_negatives=config.mining.num_negatives, seed=config.seed)
         pairs = _pairs(candidates, prepared.corpus)
         log(f"the teacher ({teacher_layers} layers, {teacher.max_seq_length} tokens) scores {len(pairs)} pairs")
         scores = teacher_scores(teacher, pairs, cache_dir=cache, fingerprint=model_fingerprint(teacher_path), log=log)

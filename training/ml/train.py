@@ -425,6 +425,24 @@ def _finish(
     )
 
 
+def first_stage_candidates(
+    first_stage_path: str | os.PathLike[str],
+    prepared: PreparedData,
+    config: Any,
+    cache: str,
+    known: DocumentVectors | None,
+    log: Callable[[str], None],
+) -> tuple[dict[str, list[tuple[str, float]]], list[dict[str, Any]]]:
+    """A reranker's inputs from its first-stage bi-encoder (loaded here, freed on return): the train queries' mined
+    negatives and the dev rerank samples."""
+    from sentence_transformers import SentenceTransformer
+
+    first_stage = SentenceTransformer(str(first_stage_path), device=device_name(), local_files_only=True)
+    first_stage.max_seq_length = min(first_stage.max_seq_length or config.max_seq_length, config.max_seq_length)
+    mined, dev_negatives = mine_train_and_dev(first_stage, prepared, config.mining, cache, known, log)
+    return mined, _rerank_dev_samples(first_stage, prepared, dev_negatives, config)
+
+
 def mine_train_and_dev(
     model: Any,
     prepared: PreparedData,
@@ -511,7 +529,7 @@ def train_cross_encoder(
     mined with the first-stage bi-encoder; the dev set reranks each dev query's first-stage candidates, and the base
     to beat is the first-stage order (or the earlier reranker)."""
     import torch
-    from sentence_transformers import CrossEncoder, SentenceTransformer
+    from sentence_transformers import CrossEncoder
     from sentence_transformers.cross_encoder import losses
     from sentence_transformers.cross_encoder.evaluation import CrossEncoderRerankingEvaluator
     from sentence_transformers.cross_encoder.trainer import CrossEncoderTrainer
@@ -527,15 +545,11 @@ def train_cross_encoder(
     prepared = prepare(data, corpus)
     _seed(config.seed)
     from_reranker = detect_model_kind(base_path) == "cross-encoder"
-    first_stage = SentenceTransformer(str(first_stage_path), device=device_name(), local_files_only=True)
-    first_stage.max_seq_length = min(first_stage.max_seq_length or config.max_seq_length, config.max_seq_length)
     with tempfile.TemporaryDirectory(prefix="train-", dir=scratch_dir) as scratch_name:
         scratch = Path(scratch_name)
         cache = str(mining_cache_dir or scratch / "mining-cache")
         log(f"mining {config.mining.num_negatives} hard negatives per query with the first stage")
-        mined, dev_negatives = mine_train_and_dev(first_stage, prepared, config.mining, cache, mining_vectors, log)
-        samples = _rerank_dev_samples(first_stage, prepared, dev_negatives, config)
-        del first_stage
+        mined, samples = first_stage_candidates(first_stage_path, prepared, config, cache, mining_vectors, log)
         model = CrossEncoder(
             str(base_path),
             num_labels=1,
@@ -651,29 +665,40 @@ def _rerank_dev_samples(
     return samples
 
 
-def _cross_encoder_rows(
-    prepared: PreparedData, mined: dict[str, list[tuple[str, float]]], config: CrossEncoderConfig
-) -> dict[str, list]:
-    rng = random.Random(config.seed)
+def query_candidates(
+    prepared: PreparedData, mined: dict[str, list[tuple[str, float]]], *, num_negatives: int, seed: int
+) -> dict[str, tuple[str, list[str], list[str]]]:
+    """train query id -> (text, positives, candidates): its audited negatives, then mined ones, padded with seeded
+    random documents to ``num_negatives`` (all audited ones are kept even beyond that)."""
+    rng = random.Random(seed)
     ids = sorted(prepared.corpus)
     by_query: dict[str, tuple[str, list[str]]] = {}
     for q, text, d in prepared.train_pairs:
         by_query.setdefault(q, (text, []))[1].append(d)
-    k = config.mining.num_negatives
+    out = {}
+    for q in sorted(by_query):
+        text, positives = by_query[q]
+        audited = prepared_audited(prepared, q)
+        cands = [n for n in audited if n not in positives]
+        cands += [n for n, _ in mined.get(q, []) if n not in positives and n not in cands]
+        while len(cands) < num_negatives:
+            extra = random_negative(ids, set(positives) | set(cands), rng)
+            if extra is None:
+                break
+            cands.append(extra)
+        out[q] = (text, positives, cands[: max(num_negatives, len(audited))])
+    return out
+
+
+def _cross_encoder_rows(
+    prepared: PreparedData, mined: dict[str, list[tuple[str, float]]], config: CrossEncoderConfig
+) -> dict[str, list]:
     listwise = config.loss == "lambda"
     rows: dict[str, list] = (
         {"query": [], "docs": [], "labels": []} if listwise else {"query": [], "doc": [], "label": []}
     )
-    for q in sorted(by_query):
-        text, positives = by_query[q]
-        negs = [n for n in prepared_audited(prepared, q) if n not in positives]
-        negs += [n for n, _ in mined.get(q, []) if n not in positives and n not in negs]
-        while len(negs) < k:
-            extra = random_negative(ids, set(positives) | set(negs), rng)
-            if extra is None:
-                break
-            negs.append(extra)
-        negs = negs[: max(k, len(prepared_audited(prepared, q)))]
+    candidates = query_candidates(prepared, mined, num_negatives=config.mining.num_negatives, seed=config.seed)
+    for text, positives, negs in candidates.values():
         if listwise:
             rows["query"].append(text)
             rows["docs"].append([prepared.corpus[d] for d in positives + negs])
