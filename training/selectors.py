@@ -59,14 +59,9 @@ def stored_document_vectors(
         )
         for doc, pk in rows.iterator(chunk_size=5000):
             first.setdefault(doc, pk)
-        ids = np.asarray(dense.ids)
-        order = np.argsort(ids, kind="stable")
-        sorted_ids = ids[order]
-        wanted = np.fromiter(first.values(), dtype=np.int64, count=len(first))
-        pos = np.clip(np.searchsorted(sorted_ids, wanted), 0, max(len(sorted_ids) - 1, 0))
-        found = sorted_ids[pos] == wanted if len(sorted_ids) else np.zeros(len(wanted), dtype=bool)
+        rows, found = dense.row_positions(np.fromiter(first.values(), dtype=np.int64, count=len(first)))
         doc_ids = [d for d, ok in zip(first, found, strict=True) if ok]
-        return DocumentVectors(doc_ids, np.ascontiguousarray(matrix[order[pos[found]]], dtype=np.float32)), index
+        return DocumentVectors(doc_ids, np.ascontiguousarray(matrix[rows[found]], dtype=np.float32)), index
     return None
 
 

@@ -203,3 +203,15 @@ def test_rows_for_ids_with_unsorted_ids(data) -> None:
     assert index.rows_for_ids(wanted).tolist() == [5, 1234]
     found, _ = index.search(vectors[1234], 1, allowed_rows=index.rows_for_ids(wanted))
     assert found[0][0] == shuffled[1234]
+
+
+def test_row_positions_follow_the_order_asked_and_flag_missing_ids() -> None:
+    rng = np.random.default_rng(0)
+    vectors = rng.normal(size=(5, 8)).astype(np.float32)
+    ids = np.array([40, 10, 30, 20, 50], dtype=np.int64)  # not ascending: the sorted lookup must map back
+    dense, _ = build_dense_index(vectors, ids, IndexParams("flat"))
+    rows, found = dense.row_positions(np.array([20, 99, 40, 10]))
+    assert found.tolist() == [True, False, True, True]
+    assert rows[found].tolist() == [3, 0, 1]
+    assert dense.rows_for_ids({20, 99, 40}).tolist() == [0, 3]
+    np.testing.assert_array_equal(dense.stored_vectors()[rows[found]], vectors[[3, 0, 1]])

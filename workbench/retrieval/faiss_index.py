@@ -263,8 +263,15 @@ class DenseIndex:
     def rows_for_ids(self, passage_ids: set[int] | np.ndarray | list[int]) -> np.ndarray:
         """Row numbers of the given passage ids (ids not in the index are ignored), ascending."""
         wanted = np.fromiter(passage_ids, dtype=np.int64) if isinstance(passage_ids, set) else np.asarray(passage_ids)
+        rows, found = self.row_positions(wanted)
+        return np.unique(rows[found])
+
+    def row_positions(self, passage_ids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(row of each given passage id, in the given order; whether the index holds it): rows where ``found`` is
+        False are meaningless."""
+        wanted = np.asarray(passage_ids, dtype=np.int64)
         if wanted.size == 0 or len(self) == 0:
-            return np.empty(0, dtype=np.int64)
+            return np.zeros(wanted.size, dtype=np.int64), np.zeros(wanted.size, dtype=bool)
         if self._sorted is None:
             ids = np.asarray(self.ids)
             # Database ids usually arrive ascending: then no argsort (and no copy of a memory-mapped array) is needed.
@@ -275,8 +282,7 @@ class DenseIndex:
                 self._sorted = (order, ids[order])
         order, sorted_ids = self._sorted
         pos = np.clip(np.searchsorted(sorted_ids, wanted), 0, len(sorted_ids) - 1)
-        found = sorted_ids[pos] == wanted
-        return np.unique(order[pos[found]])
+        return order[pos], sorted_ids[pos] == wanted
 
     def stored_vectors(self) -> np.ndarray | None:
         """The vectors as stored, row by row (a read-only view), or None where the index keeps only compressed codes."""
