@@ -38,23 +38,15 @@ django.setup()
 import numpy as np  # noqa: E402
 import pytrec_eval  # noqa: E402
 import torch  # noqa: E402
-from django.conf import settings  # noqa: E402
-from django.core.management import call_command  # noqa: E402
 
 from bench._machine import machine_info  # noqa: E402
 from bench._scifact import load_corpus, load_qrels, load_queries, write_result  # noqa: E402
-from labeling.selectors import snapshot_data  # noqa: E402
-from labeling.services.snapshots import snapshot_freeze  # noqa: E402
+from bench._training import index_for, scifact_snapshot, served_vectors  # noqa: E402
 from training.ml.config import BiEncoderConfig, CrossEncoderConfig  # noqa: E402
-from training.ml.datasets import DocumentVectors  # noqa: E402
 from training.ml.train import TrainingHooks, train_bi_encoder, train_cross_encoder  # noqa: E402
-from training.selectors import training_corpus  # noqa: E402
-from workbench.models import Corpus, Project  # noqa: E402
-from workbench.retrieval.encoders import base_model_path, cpu_has_fast_bf16, encode_passages, load_encoder  # noqa: E402
-from workbench.retrieval.index_build import build_index  # noqa: E402
+from workbench.retrieval.encoders import base_model_path, cpu_has_fast_bf16  # noqa: E402
 from workbench.retrieval.rerank import CrossEncoderReranker  # noqa: E402
 from workbench.retrieval.search import LoadedIndex  # noqa: E402
-from workbench.services.imports import beir_import  # noqa: E402
 
 DEPTH = 100
 OUT = Path(os.environ.get("BENCH_OUT", ROOT / "bench" / ".cache" / "quality"))
@@ -86,44 +78,13 @@ def as_run(hits: list) -> dict[str, float]:
     return {str(h.passage_id): float(DEPTH - rank) for rank, h in enumerate(hits)}
 
 
-def index_for(model_path: Path, out: Path, passages: list, texts: list[str]) -> tuple[LoadedIndex, np.ndarray]:
-    t0 = time.perf_counter()
-    emb = encode_passages(load_encoder(model_path), texts, batch_size=32, precision="auto")
-    log(f"  embedded {len(texts)} documents with {model_path.name} in {time.perf_counter() - t0:.0f} s")
-    build_index(
-        out_dir=out, passages=passages, encoder_path=model_path, index_type="flat", embeddings=emb, store_texts=False
-    )
-    return LoadedIndex(out), emb
-
-
-def served_vectors(
-    doc_ids: list[str], texts: list[str], emb: np.ndarray, collection: dict[str, str]
-) -> DocumentVectors:
-    """The base index's vectors of the documents whose indexed text is the text training mines over (the first
-    passage; a chunked abstract's first passage differs from the whole abstract and is embedded by mining). Compared
-    up to whitespace: the app joins title and text with a newline, BEIR with a space, and BERT's tokenizer splits both
-    the same way, so the encoder sees identical token ids."""
-    rows = [i for i, d in enumerate(doc_ids) if " ".join(collection.get(d, "").split()) == " ".join(texts[i].split())]
-    return DocumentVectors([doc_ids[i] for i in rows], emb[rows])
-
-
 def main() -> None:
     started = time.perf_counter()
     OUT.mkdir(parents=True, exist_ok=True)
     stamp = time.strftime("%Y%m%d-%H%M%S")
     work = OUT / stamp
-    call_command("migrate", verbosity=0)
-    project = Project.objects.create(name=f"bench {stamp}", slug=f"bench-{stamp}")
-    corpus = Corpus.objects.create(project=project, name="scifact")
-    log("importing SciFact")
-    beir_import(project=project, corpus=corpus, folder=settings.SCIFACT_DIR, user=None)
-    snapshot = snapshot_freeze(
-        project=project, corpus=corpus, name="scifact train", user=None, source="imported", dev_fraction=0.15, seed=0
-    )
-    data = snapshot_data(snapshot)
-    collection = training_corpus(corpus)
-    counts = {s: len(data.query_ids(s)) for s in ("train", "dev", "test")}
-    log(f"snapshot {data.content_hash[:12]}: {counts}, collection {len(collection)} documents")
+    setup = scifact_snapshot(stamp, log)
+    data, collection, counts = setup.data, setup.collection, setup.counts
     base = base_model_path()
     cache = Path(os.environ["MINING_CACHE"]) if os.environ.get("MINING_CACHE") else work / "mining-cache"
     hooks = TrainingHooks(on_log=log, on_loss=lambda s, v: log(f"    step {s} loss {v:.4f}"))
@@ -142,7 +103,7 @@ def main() -> None:
     torch.set_num_threads(2)
     doc_ids, texts = load_corpus()
     passages = list(zip(doc_ids.tolist(), texts, strict=True))
-    base_index, base_emb = index_for(base, work / "index-base", passages, texts)
+    base_index, base_emb = index_for(base, work / "index-base", passages, texts, log)
     known = served_vectors([str(d) for d in doc_ids.tolist()], texts, base_emb, collection)
     log(f"mining reads {len(known.doc_ids)} of {len(collection)} documents' vectors from the base index")
     t0 = time.perf_counter()
@@ -164,7 +125,7 @@ def main() -> None:
     rows: dict[str, dict] = {}
     tuned_path = bi.artifact_path if bi.improved is not False and bi.artifact_path else base
     tuned_index = (
-        base_index if tuned_path == base else index_for(Path(tuned_path), work / "index-tuned", passages, texts)[0]
+        base_index if tuned_path == base else index_for(Path(tuned_path), work / "index-tuned", passages, texts, log)[0]
     )
 
     def evaluate(index: LoadedIndex, **kw: object) -> tuple[dict, dict]:
