@@ -65,7 +65,11 @@ def log(msg: str) -> None:
 
 
 def percentiles(ms: list[float]) -> dict[str, float]:
-    return {"p50": round(float(np.percentile(ms, 50)), 1), "p95": round(float(np.percentile(ms, 95)), 1)}
+    return {
+        "p50": round(float(np.percentile(ms, 50)), 1),
+        "p95": round(float(np.percentile(ms, 95)), 1),
+        "mean": round(float(np.mean(ms)), 1),
+    }
 
 
 def quality(run: dict[str, dict[str, float]], qrels: dict) -> dict[str, float]:
@@ -143,7 +147,8 @@ def reranker_section(
                         d: float(v) for (d, _), v in zip(candidates[q][:depth], s, strict=True)
                     }
             row["latency_ms"][str(depth)] = percentiles(ms)
-        row["pairs_per_s_top50"] = round(QUALITY_DEPTH * 1000 / float(np.mean(ms or [1])), 1)
+        mean_ms = row["latency_ms"][str(QUALITY_DEPTH)]["mean"]
+        row["pairs_per_s_top50"] = round(QUALITY_DEPTH * 1000 / max(mean_ms, 1e-9), 1)
         run = {}
         for q in quality_qids:
             reranked = scores_by_backend[name][q]
