@@ -70,3 +70,21 @@ def served_vectors(
     the same way, so the encoder sees identical token ids."""
     rows = [i for i, d in enumerate(doc_ids) if " ".join(collection.get(d, "").split()) == " ".join(texts[i].split())]
     return DocumentVectors([doc_ids[i] for i in rows], emb[rows])
+
+
+def result_summary(r: Any) -> dict:
+    """A ``TrainResult`` as a benchmark JSON records it."""
+    return {
+        "verdict": r.verdict,
+        "improved": r.improved,
+        "dev_metric": r.dev_metric,
+        "base_dev": r.base_dev,
+        "best_dev": r.best_dev,
+        "dev_history": r.dev_history,
+        "loss_history": r.loss_history,
+        "steps": r.steps,
+        "train_seconds": round(r.train_seconds),
+        "warnings": r.warnings,
+        "counts": r.counts,
+        "artifact": str(r.artifact_path or ""),
+    }

@@ -34,7 +34,7 @@ import torch  # noqa: E402
 
 from bench._machine import machine_info  # noqa: E402
 from bench._scifact import corpus_embeddings, load_corpus, write_result  # noqa: E402
-from bench._training import scifact_snapshot, served_vectors  # noqa: E402
+from bench._training import result_summary, scifact_snapshot, served_vectors  # noqa: E402
 from training.ml.config import CrossEncoderConfig, DistillConfig  # noqa: E402
 from training.ml.distill import train_distilled_reranker  # noqa: E402
 from training.ml.train import TrainingHooks, TrainResult, train_cross_encoder  # noqa: E402
@@ -48,20 +48,7 @@ def log(msg: str) -> None:
 
 
 def summary(r: TrainResult, wall: float) -> dict:
-    return {
-        "verdict": r.verdict,
-        "improved": r.improved,
-        "dev_metric": r.dev_metric,
-        "base_dev": r.base_dev,
-        "best_dev": r.best_dev,
-        "dev_history": r.dev_history,
-        "loss_history": r.loss_history,
-        "steps": r.steps,
-        "train_seconds": round(r.train_seconds),
-        "wall_seconds_incl_mining": round(wall),
-        "warnings": r.warnings,
-        "artifact": str(r.artifact_path or ""),
-    }
+    return {**result_summary(r), "wall_seconds_incl_mining": round(wall)}
 
 
 def main() -> None:

@@ -41,7 +41,7 @@ import torch  # noqa: E402
 
 from bench._machine import machine_info  # noqa: E402
 from bench._scifact import load_corpus, load_qrels, load_queries, write_result  # noqa: E402
-from bench._training import index_for, scifact_snapshot, served_vectors  # noqa: E402
+from bench._training import index_for, result_summary, scifact_snapshot, served_vectors  # noqa: E402
 from training.ml.config import BiEncoderConfig, CrossEncoderConfig  # noqa: E402
 from training.ml.train import TrainingHooks, train_bi_encoder, train_cross_encoder  # noqa: E402
 from workbench.retrieval.encoders import base_model_path, cpu_has_fast_bf16  # noqa: E402
@@ -183,20 +183,6 @@ def main() -> None:
     else:
         rows["reranker"] = {"note": ce.verdict}
 
-    def summary(r: object) -> dict:
-        return {
-            "verdict": r.verdict,
-            "improved": r.improved,
-            "dev_metric": r.dev_metric,
-            "base_dev": r.base_dev,
-            "best_dev": r.best_dev,
-            "dev_history": r.dev_history,
-            "steps": r.steps,
-            "train_seconds": round(r.train_seconds),
-            "warnings": r.warnings,
-            "counts": r.counts,
-        }
-
     with open("/proc/loadavg") as fh:
         load = fh.read().split()[:3]
     result = {
@@ -213,8 +199,8 @@ def main() -> None:
         "snapshot": {"hash": data.content_hash, "queries_by_split": counts},
         "recipes": {"bi_encoder": bi_config.as_dict(), "cross_encoder": ce_config.as_dict()},
         "training": {
-            "bi_encoder": {**summary(bi), "wall_seconds_incl_mining": round(bi_wall)},
-            "cross_encoder": {**summary(ce), "wall_seconds_incl_mining": round(ce_wall)},
+            "bi_encoder": {**result_summary(bi), "wall_seconds_incl_mining": round(bi_wall)},
+            "cross_encoder": {**result_summary(ce), "wall_seconds_incl_mining": round(ce_wall)},
             "total_training_wall_seconds": round(bi_wall + ce_wall),
         },
         "published_ndcg@10": {
