@@ -128,7 +128,8 @@ def main() -> None:
     if head_lr:
         from transformers import get_linear_schedule_with_warmup
 
-        is_head = lambda n: n.startswith(("classifier", "bert.pooler"))  # noqa: E731
+        # The fresh parts: BERT's pooler and classifier, or the mean-pooled variant's Dense (module 2).
+        is_head = lambda n: ".pooler." in n or ".classifier." in n or n.startswith("2.")  # noqa: E731
         named = list(model.named_parameters())
         opt = torch.optim.AdamW(
             [{"params": [p for n, p in named if not is_head(n)], "lr": lr},
