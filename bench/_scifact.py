@@ -112,7 +112,9 @@ def save_cached(path: Path, array: np.ndarray) -> None:
 
 
 def write_result(name: str, result: dict) -> Path:
-    """Print the result as JSON and write it to ``bench/results/<name>.json``."""
+    """Print the result as JSON and write it to ``bench/results/<name>.json`` (``BENCH_RESULT_NAME`` renames it,
+    e.g. to keep another machine's result beside this one)."""
+    name = os.environ.get("BENCH_RESULT_NAME") or name
     text = json.dumps(result, indent=2)
     print(text)
     out = ROOT / "bench" / "results" / f"{name}.json"

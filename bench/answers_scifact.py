@@ -11,11 +11,15 @@ the same encoder) -> answer with citations (passage + character span). No review
   also the share of NEI claims the system abstained on.
 
 Passages are whole abstracts here (the workbench chunks at 224 tokens; SciFact abstracts mostly fit). Latency per stage
-(retrieve, rerank, generate, total) p50/p95 over the 300 queries, with and without reranking. "With reranking" uses
+(retrieve, rerank, generate, total) p50/p95 over the 300 queries, with and without reranking. The index stores the
+citable sentences of every abstract embedded at build time (``sentence_vectors``, as app-built indexes do), so the
+extractive step embeds only the query; the same run with sentences embedded per answer (``live_sentences``, what an
+index without them costs) is measured too, with the build-time cost of storing them. "With reranking" uses
 the trained reranker at ``RERANKER`` (e.g. a distilled student from ``bench/distill_quality.py``) on the inference
 backend ``RERANK_BACKEND`` (default: the CPU's default) over the top ``RERANK_TOP_N`` (20); without ``RERANKER`` a
-MiniLM-sized cross-encoder with an untrained head stands in, for latency only (its quality figures are not reported).
-Only the base retriever is measured.
+cross-encoder with an untrained head stands in, for latency only (its quality figures are not reported): MiniLM's
+first ``STANDIN_LAYERS`` layers (default all 6) at ``STANDIN_MAX_LENGTH`` tokens (256), e.g. 2 and 128 for the shape
+of the distilled student. Only the base retriever is measured.
 
 Run: .venv/bin/python bench/answers_scifact.py   (writes bench/results/answers_scifact.json)
 """
@@ -54,6 +58,8 @@ RERANK_TOP_N = int(os.environ.get("RERANK_TOP_N", 20))
 # MiniLM-sized cross-encoder with an untrained head stands in for latency only.
 RERANKER = os.environ.get("RERANKER", "")
 RERANK_BACKEND = os.environ.get("RERANK_BACKEND", "")
+STANDIN_LAYERS = int(os.environ.get("STANDIN_LAYERS", 0))
+STANDIN_MAX_LENGTH = int(os.environ.get("STANDIN_MAX_LENGTH", 256))
 SLA_MS = 1200.0
 
 
@@ -72,11 +78,12 @@ def untrained_minilm_cross_encoder(out: Path) -> Path:
 
     torch.manual_seed(0)
     hf = out.with_name("ce-hf")
+    layers = {"num_hidden_layers": STANDIN_LAYERS} if STANDIN_LAYERS else {}
     BertForSequenceClassification.from_pretrained(
-        str(base_model_path()), num_labels=1, local_files_only=True
+        str(base_model_path()), num_labels=1, local_files_only=True, **layers
     ).save_pretrained(hf)
     AutoTokenizer.from_pretrained(str(base_model_path()), local_files_only=True).save_pretrained(hf)
-    CrossEncoder(str(hf), device="cpu", max_length=256, local_files_only=True).save(str(out))
+    CrossEncoder(str(hf), device="cpu", max_length=STANDIN_MAX_LENGTH, local_files_only=True).save(str(out))
     return out
 
 
@@ -85,7 +92,8 @@ def percentiles(values: list[float]) -> dict[str, float]:
     return {"p50": round(float(p50), 1), "p95": round(float(p95), 1), "mean": round(float(np.mean(values)), 1)}
 
 
-def run(index: LoadedIndex, docs: dict, queries: dict, claims: dict, spans: dict, *, rerank=None) -> dict:  # type: ignore[no-untyped-def]
+def run(index: LoadedIndex, docs: dict, queries: dict, claims: dict, spans: dict, *, rerank=None, live=False) -> dict:  # type: ignore[no-untyped-def]
+    """``live``: ignore the index's stored sentence vectors and embed every answer's sentences."""
     encoder = index.encoder
     cache: dict[str, np.ndarray] = {}
 
@@ -96,7 +104,11 @@ def run(index: LoadedIndex, docs: dict, queries: dict, claims: dict, spans: dict
                 cache[t] = v
         return np.stack([cache[t] for t in texts])
 
-    gen = ExtractiveGenerator(embed_query=lambda q: encode_query(encoder, q), embed_texts=embed_texts)
+    gen = ExtractiveGenerator(
+        embed_query=lambda q: encode_query(encoder, q),
+        embed_texts=embed_texts,
+        stored_vectors=None if live else (lambda p: index.stored_sentence_vectors(p.passage_id, p.text)),
+    )
     timings: dict[str, list[float]] = {"retrieve": [], "rerank": [], "generate": [], "total": []}
     per_threshold: dict[float, list[AnswerJudgement]] = {t: [] for t in THRESHOLDS}
     rationale = {t: [0, 0] for t in THRESHOLDS}
@@ -159,7 +171,11 @@ def run(index: LoadedIndex, docs: dict, queries: dict, claims: dict, spans: dict
         )
         nei = [j for j in judgements if claims[j.qid].nei]
         figures[str(threshold)]["nei_abstained"] = f"{sum(j.abstained for j in nei)} of {len(nei)}"
-    return {"latency_ms": {k: percentiles(v) for k, v in timings.items()}, "figures": figures}
+    return {
+        "latency_ms": {k: percentiles(v) for k, v in timings.items()},
+        "sentences": {"from_index": gen.sentences_stored, "embedded_per_answer": gen.sentences_embedded},
+        "figures": figures,
+    }
 
 
 from workbench.retrieval.search import SearchSpec  # noqa: E402
@@ -180,22 +196,28 @@ def main() -> None:
     spans = sentence_spans(original, {d for c in claims.values() for d in c.rationales})
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(tmp) / "index"
-        build_index(
+        torch.set_num_threads(2)  # an index build uses the cores
+        manifest = build_index(
             out_dir=out,
             passages=list(zip(doc_ids.tolist(), texts, strict=True)),
             encoder_path=base_model_path(),
             index_type="flat",
             embeddings=corpus_embeddings("float32"),
             store_texts=True,
+            sentence_texts=[docs[str(d)][1] for d in doc_ids.tolist()],
+            precision="float32",
         )
+        torch.set_num_threads(1)
+        sentence_bytes = sum(f.stat().st_size for f in out.glob("sentence_*.npy"))
         index = LoadedIndex(out)
         index.search("warm-up query", mode="dense", k=K)
         without = run(index, docs, queries, claims, spans)
+        live = run(index, docs, queries, claims, spans, live=True)
         if RERANKER:
             reranker = load_reranker_backend(RERANKER, RERANK_BACKEND or default_backend(), threads=2)
         else:
             reranker = CrossEncoderReranker(str(untrained_minilm_cross_encoder(Path(tmp) / "ce")))
-            reranker.max_length = 256
+            reranker.max_length = STANDIN_MAX_LENGTH
         torch.set_num_threads(2)  # reranking uses the cores (RERANK_TORCH_THREADS=0: all of them)
         index.search_spec("warm-up query", SPEC_RERANK, k=K, rerank=reranker)
         reranked = run(index, docs, queries, claims, spans, rerank=reranker)
@@ -212,7 +234,13 @@ def main() -> None:
         "backend": f"extractive: top 3 of {K} passages, at most 2 sentences, cosine under the retriever's encoder",
         "gold": "a citation supports its claim iff its span covers half a rationale sentence (SUPPORT/CONTRADICT)",
         "abstention": "should abstain = no retrieved passage holds a rationale sentence; figures per threshold",
+        "sentence_vectors": {
+            "sentences": manifest["sentence_count"],
+            "build_seconds_2_threads": manifest["metrics"]["sentence_seconds"],
+            "bytes": sentence_bytes,
+        },
         "without_reranking": without,
+        "without_reranking_live_sentences": live,
         "with_reranking": (
             {
                 "reranker": RERANKER,
@@ -223,7 +251,8 @@ def main() -> None:
             if RERANKER
             else {
                 "latency_ms": reranked["latency_ms"],
-                "note": f"MiniLM-sized cross-encoder, UNTRAINED head, rescoring the top {RERANK_TOP_N}: latency only "
+                "note": f"MiniLM cross-encoder ({STANDIN_LAYERS or 6} layers, {STANDIN_MAX_LENGTH} tokens), "
+                f"UNTRAINED head, rescoring the top {RERANK_TOP_N}: latency only "
                 "(no trained cross-encoder given: RERANKER=path); its quality figures are not reported",
             }
         ),

@@ -148,6 +148,14 @@ class IndexBuildForm(forms.Form):
         required=False, min_value=0, label="Refine (re-rank refine×k PQ candidates exactly; 0 = off)", initial=8
     )
 
+    answer_sentences = forms.BooleanField(
+        required=False,
+        initial=True,
+        label="Store answer sentences",
+        help_text="Also embed every passage's citable sentences, so extractive answers need no encoder pass "
+        "(fast answers on CPUs; the build takes about 1.7× as long)",
+    )
+
     TYPE_FIELDS = {"hnsw": ("hnsw_m", "ef_construction", "ef_search"), "ivfpq": ("nlist", "pq_m", "nprobe", "refine")}
 
     def __init__(self, *args, project: Project, **kwargs) -> None:  # type: ignore[no-untyped-def]

@@ -96,6 +96,7 @@ def indexes_page(request: HttpRequest, project: Project) -> HttpResponse:
                     index_type=form.cleaned_data["index_type"],
                     params=form.index_params(),
                     user=request.user,
+                    answer_sentences=form.cleaned_data["answer_sentences"],
                 )
             except WorkbenchError as exc:
                 form.add_error(None, str(exc))

@@ -290,16 +290,25 @@ def index_manifest_fields(index: IndexVersion, *, show_paths: bool) -> list[tupl
         ("Build time", " · ".join(
             f"{label} {metrics[key]:,.1f} s"
             for key, label in (("build_seconds", "total"), ("embed_seconds", "embedding"),
-                               ("dense_seconds", "dense"), ("bm25_seconds", "BM25"))
+                               ("sentence_seconds", "answer sentences"), ("dense_seconds", "dense"),
+                               ("bm25_seconds", "BM25"))
             if isinstance(metrics.get(key), int | float)
         )),
         ("Size on disk", f"{metrics['size_bytes'] / 1e6:,.1f} MB" if metrics.get("size_bytes") else ""),
         ("Passages", f"{m.get('passage_count', index.passage_count):,}" + (", texts kept" * bool(m.get("has_texts")))),
+        ("Answer sentences", _answer_sentences_text(m)),
         ("Built", str(m.get("created", ""))),
     ]  # fmt: skip
     if show_paths:
         rows += [("Directory", index.path), ("Encoder path", str(encoder.get("path", "")))]
     return [(label, value) for label, value in rows if value]
+
+
+def _answer_sentences_text(manifest: dict) -> str:
+    count = manifest.get("sentence_count")
+    if count is None:
+        return "not stored: extractive answers embed their passages' sentences per answer (slower)"
+    return f"{count:,} citable sentences embedded: extractive answers read them instead of running the encoder"
 
 
 LATENCY_WINDOWS = {"1h": 1, "24h": 24, "7d": 24 * 7, "30d": 24 * 30}

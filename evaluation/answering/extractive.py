@@ -2,21 +2,24 @@
 
 It needs no generator model and runs on any CPU. Sentences are scored by cosine similarity with the query under the
 index's own encoder when one is given (``embed_query``/``embed_texts``), else by the share of the query's content words
-they contain. The answer's confidence is the best sentence's score; below the run's threshold it abstains.
+they contain. Sentence vectors the index stored at build time (``stored_vectors``) are used as they are, so a served
+answer costs one query embedding; only sentences the index lacks are embedded. The answer's confidence is the best
+sentence's score; below the run's threshold it abstains.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 
 import numpy as np
 
 from .base import ABSTAIN_TEXT, Answer, Citation, Claim, RetrievedPassage, check_citations
-from .sentences import overlap, split_sentences
+from .sentences import citable_spans, overlap
 
 EmbedQuery = Callable[[str], np.ndarray]
 EmbedTexts = Callable[[Sequence[str]], np.ndarray]
-MIN_SENTENCE_CHARS = 20
+# (passage) -> {(start, end): unit vector} of its citable sentences embedded at index build (empty if none stored).
+StoredVectors = Callable[[RetrievedPassage], Mapping[tuple[int, int], np.ndarray]]
 
 
 class ExtractiveGenerator:
@@ -27,12 +30,18 @@ class ExtractiveGenerator:
         *,
         embed_query: EmbedQuery | None = None,
         embed_texts: EmbedTexts | None = None,
+        stored_vectors: StoredVectors | None = None,
         max_sentences: int = 2,
         passages_considered: int = 3,
     ) -> None:
         if (embed_query is None) != (embed_texts is None):
             raise ValueError("give both embed_query and embed_texts, or neither")
+        if stored_vectors is not None and embed_query is None:
+            raise ValueError("stored sentence vectors need the encoder that embedded them (embed_query)")
         self.embed_query, self.embed_texts = embed_query, embed_texts
+        self.stored_vectors = stored_vectors
+        # Of the sentences scored by cosine so far: how many came from the index, how many were embedded here.
+        self.sentences_stored = self.sentences_embedded = 0
         self.max_sentences = max(1, int(max_sentences))
         self.passages_considered = max(1, int(passages_considered))
 
@@ -43,17 +52,10 @@ class ExtractiveGenerator:
     def generate(
         self, query: str, passages: list[RetrievedPassage], *, policy: str = "each-claim", threshold: float = 0.0
     ) -> Answer:
-        candidates: list[tuple[RetrievedPassage, int, int, str]] = []
-        for p in passages[: self.passages_considered]:
-            for n, span in enumerate(split_sentences(p.text)):
-                if n == 0 and p.starts_mid_sentence:
-                    continue
-                sentence = span.of(p.text)
-                if len(sentence) >= MIN_SENTENCE_CHARS:
-                    candidates.append((p, span.start, span.end, sentence))
+        candidates = self._candidates(passages)
         if not candidates:
             return Answer(text=ABSTAIN_TEXT, abstained=True, confidence=None)
-        scores = self._scores(query, [c[3] for c in candidates])
+        scores = self._scores(query, candidates)
         # Best first; ties by passage rank then position, so answers are reproducible.
         order = sorted(range(len(candidates)), key=lambda i: (-scores[i], candidates[i][0].number, candidates[i][1]))
         confidence = float(scores[order[0]])
@@ -77,18 +79,34 @@ class ExtractiveGenerator:
 
     def confidence(self, query: str, passages: list[RetrievedPassage]) -> float | None:
         """The best sentence score (the gate generative backends use before calling a model); None if no sentence."""
-        sentences = [
-            span.of(p.text)
-            for p in passages[: self.passages_considered]
-            for n, span in enumerate(split_sentences(p.text))
-            if span.end - span.start >= MIN_SENTENCE_CHARS and not (n == 0 and p.starts_mid_sentence)
-        ]
-        return float(self._scores(query, sentences).max()) if sentences else None
+        candidates = self._candidates(passages)
+        return float(self._scores(query, candidates).max()) if candidates else None
 
-    def _scores(self, query: str, sentences: list[str]) -> np.ndarray:
+    def _candidates(self, passages: list[RetrievedPassage]) -> list[tuple[RetrievedPassage, int, int, str]]:
+        return [
+            (p, span.start, span.end, span.of(p.text))
+            for p in passages[: self.passages_considered]
+            for span in citable_spans(p.text, starts_mid_sentence=p.starts_mid_sentence)
+        ]
+
+    def _scores(self, query: str, candidates: list[tuple[RetrievedPassage, int, int, str]]) -> np.ndarray:
         if self.embed_query is None or self.embed_texts is None:
-            return np.array([overlap(query, s) for s in sentences], dtype=np.float64)
+            return np.array([overlap(query, c[3]) for c in candidates], dtype=np.float64)
         q = np.asarray(self.embed_query(query), dtype=np.float64)
-        m = np.asarray(self.embed_texts(sentences), dtype=np.float64)
+        m = np.empty((len(candidates), q.shape[0]), dtype=np.float64)
+        missing: list[int] = []
+        stored: dict[int, Mapping[tuple[int, int], np.ndarray]] = {}
+        for i, (p, start, end, _) in enumerate(candidates):
+            if self.stored_vectors is not None and p.number not in stored:
+                stored[p.number] = self.stored_vectors(p)
+            vector = stored.get(p.number, {}).get((start, end))
+            if vector is None:
+                missing.append(i)
+            else:
+                m[i] = vector
+        if missing:
+            m[missing] = np.asarray(self.embed_texts([candidates[i][3] for i in missing]), dtype=np.float64)
+        self.sentences_stored += len(candidates) - len(missing)
+        self.sentences_embedded += len(missing)
         norms = np.linalg.norm(m, axis=1) * (np.linalg.norm(q) or 1.0)
         return (m @ q) / np.where(norms > 0, norms, 1.0)

@@ -1,80 +1,12 @@
-"""Sentence splitting into character spans: the claims of an answer and the citable units of a passage."""
+"""Sentence helpers of the answer backends: the splitter (shared with index builds) and content-word overlap."""
 
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
 
-# A sentence ends at . ! ? (optionally closed by quotes/brackets) followed by whitespace and an upper-case letter,
-# a digit or an opening bracket, unless the word before the period is a known abbreviation.
-_BOUNDARY = re.compile(r"[.!?][\"')\]]*\s+(?=[A-Z0-9(\[\"'])")
-_ABBREVIATIONS = frozenset(
-    [
-        "e.g",
-        "i.e",
-        "al",
-        "fig",
-        "figs",
-        "vs",
-        "etc",
-        "approx",
-        "dr",
-        "mr",
-        "mrs",
-        "ms",
-        "prof",
-        "no",
-        "nos",
-        "ref",
-        "refs",
-        "eq",
-        "eqs",
-        "ca",
-        "cf",
-        "resp",
-        "st",
-        "jr",
-        "sr",
-        "inc",
-        "ltd",
-        "co",
-    ]
-)
+from workbench.retrieval.sentences import MIN_CITABLE_CHARS, Span, citable_spans, split_sentences
 
-
-@dataclass(frozen=True)
-class Span:
-    start: int
-    end: int
-
-    def of(self, text: str) -> str:
-        return text[self.start : self.end]
-
-
-def split_sentences(text: str) -> list[Span]:
-    """Non-empty sentence spans of ``text``, stripped of surrounding whitespace, in order."""
-    spans: list[Span] = []
-    start = 0
-    for m in _BOUNDARY.finditer(text):
-        before = text[start : m.start()].rsplit(None, 1)
-        word = before[-1].lstrip("([\"'").lower().rstrip(".") if before else ""
-        if word in _ABBREVIATIONS or (len(word) == 1 and word.isalpha()):  # "et al. Smith", "J. Smith"
-            continue
-        end = m.start() + len(m.group(0).rstrip())
-        spans.append(Span(start, end))
-        start = m.end()
-    spans.append(Span(start, len(text)))
-    out = []
-    for s in spans:
-        a, b = s.start, s.end
-        while a < b and text[a].isspace():
-            a += 1
-        while b > a and text[b - 1].isspace():
-            b -= 1
-        if b > a:
-            out.append(Span(a, b))
-    return out
-
+__all__ = ["MIN_CITABLE_CHARS", "STOPWORDS", "Span", "citable_spans", "content_words", "overlap", "split_sentences"]
 
 _WORD = re.compile(r"[a-z0-9]+")
 STOPWORDS = frozenset(

@@ -178,14 +178,17 @@ def _queries(project: Project, tag: QueryTag | None):  # type: ignore[no-untyped
 # --- executing ---------------------------------------------------------------------------------------------------
 
 
-def generators_build(run: AnswerRun, encoder: Any) -> tuple[Any, ExtractiveGenerator]:
-    """The run's backend, and the extractive scorer that gates every backend (the index's own encoder)."""
+def generators_build(run: AnswerRun, engine: Any) -> tuple[Any, ExtractiveGenerator]:
+    """The run's backend, and the extractive scorer that gates every backend: the index's own encoder, over the
+    sentence vectors the index stored at build time (sentences it lacks are embedded on the spot)."""
     from workbench.retrieval.encoders import encode_passages, encode_query
 
     conf = run.backend_settings or {}
+    encoder = engine.encoder
     gate = ExtractiveGenerator(
         embed_query=lambda q: encode_query(encoder, q),
         embed_texts=lambda texts: encode_passages(encoder, list(texts), batch_size=64),
+        stored_vectors=lambda p: engine.stored_sentence_vectors(p.passage_id, p.text),
         max_sentences=int(conf.get("max_sentences", 2)),
         passages_considered=int(conf.get("passages_considered", 3)),
     )
@@ -308,12 +311,19 @@ def answer_run_execute(
     engine, _ = engine_load(configuration.index)
     reranker = reranker_load(configuration.reranker)[0] if configuration.reranker_id else None
     try:
-        generator, gate = generators_build(run, engine.encoder)
+        generator, gate = generators_build(run, engine)
     except GenerationError as exc:
         raise WorkbenchError(f"The {run.backend} backend cannot start: {exc}") from None
     queries = list(_queries(run.project, run.query_tag))
     log(f"{len(queries):,} queries, backend {run.backend}, {run.passages_k} passages each, "
         f"threshold {run.abstain_threshold:g}")  # fmt: skip
+    store = getattr(engine, "sentences", None)
+    log(
+        f"sentence scoring: {store.sentence_count:,} sentence vectors stored by the index"
+        if store is not None
+        else "sentence scoring: this index stores no sentence vectors, so each answer embeds its passages' "
+        "sentences (slower; an index built now stores them)"
+    )
     failures: dict[str, int] = {}
     for position, query in enumerate(queries, start=1):
         passages: list[RetrievedPassage] = []
@@ -344,6 +354,8 @@ def answer_run_execute(
                 log(f"query {query.external_id}: {error.kind}: {error}")
         _store_answer(run, query, position, passages, generated, error, latency)
         progress(0.95 * position / max(1, len(queries)), f"{position:,} / {len(queries):,} queries answered")
+    if gate.sentences_stored or gate.sentences_embedded:
+        log(f"sentences scored: {gate.sentences_stored:,} from the index, {gate.sentences_embedded:,} embedded here")
     progress(0.95, "Computing figures")
     summary = answer_run_summary(run)
     summary["failures"] = failures

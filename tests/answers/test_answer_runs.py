@@ -349,3 +349,41 @@ def test_hf_local_prompt_over_the_context_is_a_failure_per_query(indexed, tiny_l
     kinds = set(run.answers.values_list("error_kind", flat=True))
     assert run.is_complete and kinds <= {"context", ""} and "context" in kinds
     assert run.summary["failures"]["context"] == run.summary["counts"]["failed"] > 0
+
+
+def test_answers_read_the_sentence_vectors_the_index_stored(indexed, django_capture_on_commit_callbacks) -> None:  # type: ignore[no-untyped-def]
+    project, lead, configuration = indexed
+    index = configuration.index
+    assert index.manifest["sentence_count"] > 0
+    with django_capture_on_commit_callbacks(execute=True):
+        run = services.answer_run_start(project=project, user=lead, configuration=configuration, tag=None)
+    log = Job.objects.get(pk=run.job_id).log_tail
+    assert f"{index.manifest['sentence_count']:,} sentence vectors stored by the index" in log
+    stored = int(re.search(r"sentences scored: ([\d,]+) from the index, 0 embedded here", log)[1].replace(",", ""))
+    assert stored > 0
+
+
+def test_an_index_without_sentence_vectors_still_answers(indexed, django_capture_on_commit_callbacks) -> None:  # type: ignore[no-untyped-def]
+    from workbench.models import IndexVersion
+    from workbench.services import indexes
+
+    project, lead, configuration = indexed
+    index = configuration.index
+    with django_capture_on_commit_callbacks(execute=True):
+        indexes.index_build_start(
+            project=project, corpus=index.corpus, encoder=index.encoder, index_type="flat", params={}, user=lead,
+            answer_sentences=False,
+        )  # fmt: skip
+    plain = IndexVersion.objects.get(corpus=index.corpus, number=2)
+    assert plain.manifest["sentence_count"] is None
+    draft = search_configuration_draft(project=project, index=plain, mode="hybrid")
+    draft.name = "no sentence vectors"
+    other = search_configuration_create(configuration=draft, user=lead)
+    stored, live = (
+        {a.query_id: a for a in r.answers.all()} for r in (_run(indexed), _run((project, lead, other)))
+    )
+    assert stored.keys() == live.keys() and len(live) == 10
+    # Float16 vectors score as embedding per answer does, to their precision; near ties may pick another sentence.
+    for qid, a in live.items():
+        assert stored[qid].confidence == pytest.approx(a.confidence, abs=5e-3)
+    assert sum(stored[qid].text == a.text for qid, a in live.items()) >= 8

@@ -7,6 +7,8 @@ Layout of an index directory::
     ids.npy, dense.json                                          }
     bm25/              bm25s index + tokenizer vocabulary + ids  (see bm25.py)
     texts.bin, text_offsets.npy   passage texts by row (optional, for reranking without a database)
+    sentence_*.npy     citable sentences of each passage, embedded (optional, for fast extractive answers;
+                       see sentence_vectors.py)
 """
 
 from __future__ import annotations
@@ -35,20 +37,22 @@ from workbench.retrieval.encoders import (
 from workbench.retrieval.errors import OperationCancelled, RetrievalError
 from workbench.retrieval.faiss_index import IndexParams, auto_index_params, build_dense_index, describe_params
 from workbench.retrieval.passage_store import write_texts
+from workbench.retrieval.sentence_vectors import build_sentence_vectors, write_sentence_vectors
 
 logger = logging.getLogger(__name__)
 
 INDEX_KIND = "index"
 BM25_SUBDIR = "bm25"
 # Share of the whole build each stage is expected to take, for one overall progress fraction.
-_STAGE_WEIGHTS = {"embedding": 0.85, "dense": 0.10, "bm25": 0.04, "writing": 0.01}
+# Sentences hold about as many tokens as the passages but in short sequences: a little cheaper to embed.
+_STAGE_WEIGHTS = {"embedding": 0.85, "sentences": 0.7, "dense": 0.10, "bm25": 0.04, "writing": 0.01}
 
 
 @dataclass(frozen=True)
 class BuildProgress:
     """One progress report of ``build_index``: what a job page shows."""
 
-    stage: str  # "embedding" | "dense" | "bm25" | "writing" | "done"
+    stage: str  # "embedding" | "sentences" | "dense" | "bm25" | "writing" | "done"
     done: int  # items finished within the stage (passages embedded, vectors added)
     total: int
     fraction: float  # overall progress of the build, 0..1
@@ -131,6 +135,7 @@ def build_index(
     extra_manifest: dict[str, Any] | None = None,
     encoder_name: str | None = None,
     encoder_backend: Any = None,
+    sentence_texts: Sequence[str] | None = None,
 ) -> dict[str, Any]:
     """Build a dense (FAISS) + BM25 index of ``passages`` (``(id, text)``) into ``out_dir``; return its manifest.
 
@@ -141,7 +146,9 @@ def build_index(
     ``extra_manifest`` fields (e.g. corpus and model version ids) are stored in the manifest. ``encoder_name`` is
     how the log names the encoder (default: its directory's name; the log is shown to users, paths are not).
     ``encoder_backend``: an encoder backend object (``workbench.retrieval.backends``) of the same model that embeds
-    instead of the torch path; its name is recorded as the precision.
+    instead of the torch path; its name is recorded as the precision. ``sentence_texts`` (aligned with
+    ``passages``: each passage as the answer backend cites it, e.g. without the title the index embeds) has its
+    citable sentences embedded with the same encoder and stored, so extractive answers need no encoder pass.
     """
     say = log or logger.info
     out = Path(out_dir)
@@ -150,9 +157,15 @@ def build_index(
     started = time.perf_counter()
     created_at = time.time()
     ids, texts = _check_passages(passages)
+    if sentence_texts is not None and len(sentence_texts) != len(texts):
+        raise RetrievalError(f"{len(sentence_texts)} sentence texts for {len(texts)} passages")
     model = load_encoder(encoder_path, device=device)
     info = describe_encoder(model, encoder_path)
-    stages = (["embedding"] if embeddings is None else []) + ["dense", "bm25", "writing"]
+    stages = (
+        (["embedding"] if embeddings is None else [])
+        + (["sentences"] if sentence_texts is not None else [])
+        + ["dense", "bm25", "writing"]
+    )
     progress = _Progress(progress_callback, stages)
 
     def cancelled() -> bool:
@@ -189,6 +202,25 @@ def build_index(
         embed_seconds = 0.0
         used_precision = "precomputed"
 
+    sentences, sentence_seconds = None, 0.0
+    if sentence_texts is not None:
+        t0 = time.perf_counter()
+        progress("sentences", 0, 1)
+
+        def encode(batch: list[str], **kw: Any) -> np.ndarray:
+            if encoder_backend is not None:
+                return encoder_backend.encode_passages(batch, batch_size=batch_size, **kw)
+            return encode_passages(model, batch, batch_size=batch_size, precision=precision, **kw)
+
+        sentences = build_sentence_vectors(
+            [str(t) for t in sentence_texts],
+            encode,
+            progress_callback=lambda done, total: progress("sentences", done, total),
+            cancel_check=cancel_check,
+        )
+        sentence_seconds = time.perf_counter() - t0
+        say(f"embedded {sentences.sentence_count:,} citable sentences for answers in {sentence_seconds:.1f} s")
+
     index_params, reason = _resolve_params(index_type, params, len(ids), info.dimension)
     if cancelled():
         raise OperationCancelled("index build cancelled before building the dense index")
@@ -224,6 +256,8 @@ def build_index(
         bm25.save(tmp / BM25_SUBDIR)
         if store_texts:
             write_texts(tmp, texts)
+        if sentences is not None:
+            write_sentence_vectors(tmp, sentences)
         build_seconds = time.perf_counter() - started
         size = sum(f.stat().st_size for f in tmp.rglob("*") if f.is_file())
         manifest = make_manifest(
@@ -243,6 +277,7 @@ def build_index(
                 "embed_seconds": round(embed_seconds, 3),
                 "dense_seconds": round(dense_seconds, 3),
                 "bm25_seconds": round(bm25_seconds, 3),
+                "sentence_seconds": round(sentence_seconds, 3),
                 "embedding_passages_per_s": round(len(ids) / embed_seconds, 2) if embed_seconds else None,
                 "size_bytes": size,
             },
@@ -256,6 +291,7 @@ def build_index(
             dimension=info.dimension,
             passage_count=len(ids),
             has_texts=store_texts,
+            sentence_count=sentences.sentence_count if sentences is not None else None,
             build_started=time.strftime("%Y-%m-%dT%H:%M:%S%z", time.localtime(created_at)),
             **(extra_manifest or {}),
         )

@@ -26,6 +26,7 @@ from workbench.retrieval.fusion import DEFAULT_RRF_K, reciprocal_rank_fusion
 from workbench.retrieval.index_build import BM25_SUBDIR
 from workbench.retrieval.passage_store import PassageStore, has_texts
 from workbench.retrieval.rerank import Reranker
+from workbench.retrieval.sentence_vectors import SentenceVectorStore, has_sentence_vectors
 
 MAX_QUERY_CHARS = 10_000
 MAX_K = 1000
@@ -177,6 +178,11 @@ class LoadedIndex:
         if not np.array_equal(self.dense.ids, self.bm25.ids):
             raise RetrievalError(f"{self.directory}: dense and BM25 indexes list different passages")
         self.texts = PassageStore(self.directory) if has_texts(self.directory) else None
+        self.sentences = (
+            SentenceVectorStore(self.directory, passage_count=len(self.dense))
+            if has_sentence_vectors(self.directory)
+            else None
+        )
         encoder_info = self.manifest.get("encoder") or {}
         path = encoder_path or encoder_info.get("path")
         if not path:
@@ -209,6 +215,14 @@ class LoadedIndex:
         if missing:
             raise RetrievalError(f"passages {missing[:5]} are not in this index")
         return [by_id[pid] for pid in passage_ids]
+
+    def stored_sentence_vectors(self, passage_id: int, text: str) -> dict[tuple[int, int], np.ndarray]:
+        """{(start, end): unit vector} of the citable sentences of ``text``, passage ``passage_id``'s text, as
+        embedded at build time; empty when the index stores none for it (older index, passage changed since)."""
+        if self.sentences is None:
+            return {}
+        rows = self.dense.rows_for_ids(np.asarray([passage_id], dtype=np.int64))
+        return self.sentences.for_row(int(rows[0]), len(text)) if len(rows) else {}
 
     def search(
         self,

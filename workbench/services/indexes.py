@@ -110,14 +110,25 @@ def index_params_check(*, corpus: Corpus, encoder: ModelVersion, index_type: str
 
 
 def index_build_start(
-    *, project: Project, corpus: Corpus, encoder: ModelVersion, index_type: str, params: dict[str, Any], user: Any
+    *,
+    project: Project,
+    corpus: Corpus,
+    encoder: ModelVersion,
+    index_type: str,
+    params: dict[str, Any],
+    user: Any,
+    answer_sentences: bool = True,
 ) -> Job:
-    """Validate and queue an index build (on the queue its task declares: INDEX_BUILD_QUEUE, cpu by default)."""
+    """Validate and queue an index build (on the queue its task declares: INDEX_BUILD_QUEUE, cpu by default).
+
+    ``answer_sentences``: also embed each passage's citable sentences (the extractive answer backend reads them).
+    """
     checked = index_params_check(corpus=corpus, encoder=encoder, index_type=index_type, params=params)
     job_params = {
         "corpus_id": corpus.pk,
         "encoder_id": encoder.pk,
         "index_type": checked["index_type"],
+        "answer_sentences": bool(answer_sentences),
         "params": {k: v for k, v in checked.items() if k not in {"index_type", "reason", "notes", "requested"}},
     }
     if checked.get("requested") == "auto":
@@ -138,15 +149,16 @@ def _duration(seconds: float) -> str:
     return f"{seconds:.0f} s" if seconds < 90 else f"{seconds / 60:.0f} min"
 
 
-def _corpus_passages(corpus: Corpus) -> tuple[list[tuple[int, str]], int]:
+def _corpus_passages(corpus: Corpus) -> tuple[list[tuple[int, str]], list[str], int]:
+    """(id, indexed text) of every passage, their bodies as answers cite them (no title), and the corpus version."""
     corpus_version = Corpus.objects.values_list("version", flat=True).get(pk=corpus.pk)
-    rows = (
+    rows = list(
         Passage.objects.filter(corpus=corpus)
         .order_by("id")
         .values_list("id", "document__title", "text")
         .iterator(chunk_size=5000)
     )
-    return [(pid, passage_text(title, text)) for pid, title, text in rows], corpus_version
+    return [(pid, passage_text(title, text)) for pid, title, text in rows], [t for _, _, t in rows], corpus_version
 
 
 def index_build_run(*, job: Job, report: JobReporter) -> dict:
@@ -154,7 +166,7 @@ def index_build_run(*, job: Job, report: JobReporter) -> dict:
     torch_threads_apply(settings.TORCH_THREADS)
     corpus = Corpus.objects.get(pk=job.params["corpus_id"], project=job.project)
     encoder = ModelVersion.objects.get(pk=job.params["encoder_id"], project=job.project)
-    passages, corpus_version = _corpus_passages(corpus)
+    passages, bodies, corpus_version = _corpus_passages(corpus)
     if not passages:
         raise WorkbenchError(f"Corpus {corpus.name} has no passages.")
     indexes_dir = settings.ARTIFACTS_DIR / "indexes"
@@ -188,6 +200,8 @@ def index_build_run(*, job: Job, report: JobReporter) -> dict:
             encoder_name=encoder.name,
             encoder_backend=encoder_backend,
             precision=precision,
+            # Older queued jobs carry no such parameter: they build as they would have.
+            sentence_texts=bodies if job.params.get("answer_sentences", False) else None,
             progress_callback=on_progress,
             cancel_check=report.cancel_requested,
             log=report.log,
