@@ -379,9 +379,7 @@ def test_an_index_without_sentence_vectors_still_answers(indexed, django_capture
     draft = search_configuration_draft(project=project, index=plain, mode="hybrid")
     draft.name = "no sentence vectors"
     other = search_configuration_create(configuration=draft, user=lead)
-    stored, live = (
-        {a.query_id: a for a in r.answers.all()} for r in (_run(indexed), _run((project, lead, other)))
-    )
+    stored, live = ({a.query_id: a for a in r.answers.all()} for r in (_run(indexed), _run((project, lead, other))))
     assert stored.keys() == live.keys() and len(live) == 10
     # Float16 vectors score as embedding per answer does, to their precision; near ties may pick another sentence.
     for qid, a in live.items():
