@@ -251,6 +251,7 @@ def main() -> None:
             if RERANKER
             else {
                 "latency_ms": reranked["latency_ms"],
+                "sentences": reranked["sentences"],
                 "note": f"MiniLM cross-encoder ({STANDIN_LAYERS or 6} layers, {STANDIN_MAX_LENGTH} tokens), "
                 f"UNTRAINED head, rescoring the top {RERANK_TOP_N}: latency only "
                 "(no trained cross-encoder given: RERANKER=path); its quality figures are not reported",

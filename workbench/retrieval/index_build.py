@@ -44,8 +44,8 @@ logger = logging.getLogger(__name__)
 INDEX_KIND = "index"
 BM25_SUBDIR = "bm25"
 # Share of the whole build each stage is expected to take, for one overall progress fraction.
-# Sentences hold about as many tokens as the passages but in short sequences: a little cheaper to embed.
-_STAGE_WEIGHTS = {"embedding": 0.85, "sentences": 0.7, "dense": 0.10, "bm25": 0.04, "writing": 0.01}
+# SciFact on 2 threads: 44,499 sentences embedded in 127 s after 5,183 passages in 131 s (more tokens, shorter rows).
+_STAGE_WEIGHTS = {"embedding": 0.85, "sentences": 0.85, "dense": 0.10, "bm25": 0.04, "writing": 0.01}
 
 
 @dataclass(frozen=True)
