@@ -8,7 +8,8 @@ float32 (what keeps torch-int8 closest), and weights-only int8. Per variant: cos
 (mean, 5th percentile, minimum) and passages/s on this CPU (int8 speed depends on VNNI/AMX: only the fidelity carries
 over to other CPUs).
 
-Needs ``nncf`` (not a requirement of the app: ``pip install nncf==3.4.0``). Env: CALIBRATION (300), MEASURE (512).
+Needs ``nncf``, not a requirement of the app: ``pip install --no-deps nncf==3.4.0 pydot pyparsing tabulate`` (without
+``--no-deps`` it brings the ``ninja`` build tool, whose package shadows django-ninja's ``ninja`` and breaks the API). Env: CALIBRATION (300), MEASURE (512).
 Run: .venv/bin/python bench/openvino_int8_probe.py   (writes bench/results/openvino_int8_probe.json)
 """
 
