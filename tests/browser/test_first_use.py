@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 import pytest
 
 from tests.browser.conftest import login
@@ -84,3 +86,22 @@ def test_a_finished_job_links_to_what_it_made(page, live_server, scifact_dir, ti
     assert page.locator("h1").inner_text() == str(index)
     assert "Flat (exact)" in page.locator("[data-testid=manifest]").inner_text()
     assert corpus.name in page.locator("main").inner_text()
+
+
+def test_the_index_form_offers_answer_sentences_and_the_index_page_reports_them(
+    page, live_server, scifact_dir, tiny_encoder_path, eager_celery
+) -> None:  # type: ignore[no-untyped-def]
+    project, _, _, _, index = make_indexed_project(scifact_dir, tiny_encoder_path)
+    login(page, live_server, "lead", PASSWORD)
+    page.goto(f"{live_server.url}/p/{project.slug}/indexes/#build")
+    box = page.get_by_label("Store answer sentences")
+    assert box.is_checked() and box.is_visible()
+    assert "extractive answers need no encoder pass" in page.locator("#build").inner_text()
+    if os.environ.get("SHOT_DIR"):
+        page.screenshot(path=f"{os.environ['SHOT_DIR']}/indexes-build.png", full_page=True)
+    page.goto(f"{live_server.url}/p/{project.slug}/indexes/{index.pk}/")
+    manifest = page.locator("[data-testid=manifest]").inner_text()
+    assert f"{index.manifest['sentence_count']:,} citable sentences embedded" in manifest
+    assert "answer sentences" in manifest  # its share of the build time
+    if os.environ.get("SHOT_DIR"):
+        page.screenshot(path=f"{os.environ['SHOT_DIR']}/index-page.png", full_page=True)
