@@ -9,7 +9,8 @@ float32 (what keeps torch-int8 closest), and weights-only int8. Per variant: cos
 over to other CPUs).
 
 Needs ``nncf``, not a requirement of the app: ``pip install --no-deps nncf==3.4.0 pydot pyparsing tabulate`` (without
-``--no-deps`` it brings the ``ninja`` build tool, whose package shadows django-ninja's ``ninja`` and breaks the API). Env: CALIBRATION (300), MEASURE (512).
+``--no-deps`` it brings the ``ninja`` build tool, whose package shadows django-ninja's ``ninja`` and breaks the API).
+Env: CALIBRATION (300), MEASURE (512).
 Run: .venv/bin/python bench/openvino_int8_probe.py   (writes bench/results/openvino_int8_probe.json)
 """
 
@@ -81,7 +82,9 @@ def main() -> None:
     calib_feeds, _ = batches(model, calibration)
     feeds, order = batches(model, measured)
     dataset = nncf.Dataset(calib_feeds)
-    ffn_out = nncf.IgnoredScope(patterns=[r".*output/dense/.*", r".*output\.dense.*"], validate=False)
+    # Traced names: __module.encoder.layer.N.output.dense (feed-forward out), ...layer.N.attention.output.dense.
+    ffn_out = nncf.IgnoredScope(patterns=[r".*layer\.\d+\.output\.dense.*"], validate=False)
+    both_out = nncf.IgnoredScope(patterns=[r".*output\.dense.*"], validate=False)
     variants = {
         "fp32": lambda: fp32,
         "int8 transformer preset": lambda: nncf.quantize(
@@ -101,6 +104,24 @@ def main() -> None:
             subset_size=len(calib_feeds),
             model_type=nncf.ModelType.TRANSFORMER,
             advanced_parameters=nncf.AdvancedQuantizationParameters(smooth_quant_alpha=-1),
+        ),
+        "int8 transformer preset, FFN and attention outputs fp32, full bias correction": lambda: nncf.quantize(
+            fp32.clone(),
+            dataset,
+            model_type=nncf.ModelType.TRANSFORMER,
+            subset_size=len(calib_feeds),
+            ignored_scope=both_out,
+            fast_bias_correction=False,
+        ),
+        "int8 transformer preset, FFN and attention outputs fp32": lambda: nncf.quantize(
+            fp32.clone(),
+            dataset,
+            model_type=nncf.ModelType.TRANSFORMER,
+            subset_size=len(calib_feeds),
+            ignored_scope=both_out,
+        ),
+        "int8 weights only, symmetric": lambda: nncf.compress_weights(
+            fp32.clone(), mode=nncf.CompressWeightsMode.INT8_SYM
         ),
         "int8 weights only": lambda: nncf.compress_weights(fp32.clone(), mode=nncf.CompressWeightsMode.INT8_ASYM),
     }
