@@ -359,6 +359,8 @@ def answer_run_execute(
     progress(0.95, "Computing figures")
     summary = answer_run_summary(run)
     summary["failures"] = failures
+    # Where the sentence vectors the extractive scorer used came from: what the run page explains latency with.
+    summary["sentences"] = {"from_index": gate.sentences_stored, "embedded": gate.sentences_embedded}
     notes = list(run.notes)
     if failures:
         notes.append(

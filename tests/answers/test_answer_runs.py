@@ -9,7 +9,7 @@ import pytest
 from django.db import IntegrityError, connection, transaction
 
 from evaluation.answers import selectors, services
-from evaluation.models import Answer, AnswerCitation, AnswerFlag, AnswerReview, AutoSupport, ClaimReview
+from evaluation.models import Answer, AnswerCitation, AnswerFlag, AnswerReview, AnswerRun, AutoSupport, ClaimReview
 from tests.answers.factories import make_finished_answer_run, review_payload
 from tests.factories import make_indexed_project, make_project, make_user
 from workbench.errors import WorkbenchError
@@ -360,10 +360,11 @@ def test_answers_read_the_sentence_vectors_the_index_stored(indexed, django_capt
     log = Job.objects.get(pk=run.job_id).log_tail
     assert f"{index.manifest['sentence_count']:,} sentence vectors stored by the index" in log
     stored = int(re.search(r"sentences scored: ([\d,]+) from the index, 0 embedded here", log)[1].replace(",", ""))
-    assert stored > 0
+    run.refresh_from_db()
+    assert stored > 0 and run.summary["sentences"] == {"from_index": stored, "embedded": 0}
 
 
-def test_an_index_without_sentence_vectors_still_answers(indexed, django_capture_on_commit_callbacks) -> None:  # type: ignore[no-untyped-def]
+def test_an_index_without_sentence_vectors_still_answers(indexed, django_capture_on_commit_callbacks, client) -> None:  # type: ignore[no-untyped-def]
     from workbench.models import IndexVersion
     from workbench.services import indexes
 
@@ -385,3 +386,12 @@ def test_an_index_without_sentence_vectors_still_answers(indexed, django_capture
     for qid, a in live.items():
         assert stored[qid].confidence == pytest.approx(a.confidence, abs=5e-3)
     assert sum(stored[qid].text == a.text for qid, a in live.items()) >= 8
+    plain_run = AnswerRun.objects.filter(configuration=other).get()
+    assert plain_run.summary["sentences"]["from_index"] == 0 and plain_run.summary["sentences"]["embedded"] > 0
+    client.force_login(lead)
+    shown = {
+        r.pk: client.get(f"/p/{project.slug}/answers/{r.pk}/").content.decode()
+        for r in AnswerRun.objects.filter(project=project)
+    }
+    assert "Store answer sentences</em> makes that a lookup" in shown[plain_run.pk]
+    assert all("0 embedded per answer." in html for pk, html in shown.items() if pk != plain_run.pk)

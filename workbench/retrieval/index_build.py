@@ -112,7 +112,8 @@ class _Progress:
         rate = done / elapsed if done and elapsed > 0 else None
         eta = (total - done) / rate if rate else None
         share = done / total if total else 1.0
-        fraction = min(1.0, self.offsets.get(stage, 1.0) + self.weights.get(stage, 0.0) * share)
+        # Rounded: the stage weights are shares of a float sum, and the last report must read exactly 1.0.
+        fraction = min(1.0, round(self.offsets.get(stage, 1.0) + self.weights.get(stage, 0.0) * share, 9))
         self.callback(BuildProgress(stage, done, total, fraction, rate, eta, message or f"{stage}: {done}/{total}"))
 
 
