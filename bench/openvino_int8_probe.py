@@ -85,45 +85,29 @@ def main() -> None:
     # Traced names: __module.encoder.layer.N.output.dense (feed-forward out), ...layer.N.attention.output.dense.
     ffn_out = nncf.IgnoredScope(patterns=[r".*layer\.\d+\.output\.dense.*"], validate=False)
     both_out = nncf.IgnoredScope(patterns=[r".*output\.dense.*"], validate=False)
+
+    def static(**kw):  # type: ignore[no-untyped-def]
+        return nncf.quantize(
+            fp32.clone(), dataset, model_type=nncf.ModelType.TRANSFORMER, subset_size=len(calib_feeds), **kw
+        )
+
+    def weights(mode):  # type: ignore[no-untyped-def]
+        return nncf.compress_weights(fp32.clone(), mode=mode)
+
     variants = {
         "fp32": lambda: fp32,
-        "int8 transformer preset": lambda: nncf.quantize(
-            fp32.clone(), dataset, model_type=nncf.ModelType.TRANSFORMER, subset_size=len(calib_feeds)
-        ),
-        "int8 transformer preset, FFN output fp32": lambda: nncf.quantize(
-            fp32.clone(),
-            dataset,
-            model_type=nncf.ModelType.TRANSFORMER,
-            subset_size=len(calib_feeds),
-            ignored_scope=ffn_out,
-        ),
-        "int8 mixed preset, no SmoothQuant": lambda: nncf.quantize(
-            fp32.clone(),
-            dataset,
+        "int8 transformer preset": lambda: static(),
+        "int8 transformer preset, FFN output fp32": lambda: static(ignored_scope=ffn_out),
+        "int8 mixed preset, no SmoothQuant": lambda: static(
             preset=nncf.QuantizationPreset.MIXED,
-            subset_size=len(calib_feeds),
-            model_type=nncf.ModelType.TRANSFORMER,
             advanced_parameters=nncf.AdvancedQuantizationParameters(smooth_quant_alpha=-1),
         ),
-        "int8 transformer preset, FFN and attention outputs fp32, full bias correction": lambda: nncf.quantize(
-            fp32.clone(),
-            dataset,
-            model_type=nncf.ModelType.TRANSFORMER,
-            subset_size=len(calib_feeds),
-            ignored_scope=both_out,
-            fast_bias_correction=False,
+        "int8 transformer preset, FFN and attention outputs fp32, full bias correction": lambda: static(
+            ignored_scope=both_out, fast_bias_correction=False
         ),
-        "int8 transformer preset, FFN and attention outputs fp32": lambda: nncf.quantize(
-            fp32.clone(),
-            dataset,
-            model_type=nncf.ModelType.TRANSFORMER,
-            subset_size=len(calib_feeds),
-            ignored_scope=both_out,
-        ),
-        "int8 weights only, symmetric": lambda: nncf.compress_weights(
-            fp32.clone(), mode=nncf.CompressWeightsMode.INT8_SYM
-        ),
-        "int8 weights only": lambda: nncf.compress_weights(fp32.clone(), mode=nncf.CompressWeightsMode.INT8_ASYM),
+        "int8 transformer preset, FFN and attention outputs fp32": lambda: static(ignored_scope=both_out),
+        "int8 weights only, symmetric": lambda: weights(nncf.CompressWeightsMode.INT8_SYM),
+        "int8 weights only": lambda: weights(nncf.CompressWeightsMode.INT8_ASYM),
     }
     core = ov.Core()
     results = {}
