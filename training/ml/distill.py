@@ -35,7 +35,9 @@ from training.ml.train import (
     _trainer_callback,
     device_name,
     first_stage_candidates,
+    mixed_precision,
     query_candidates,
+    train_plain,
 )
 from workbench.retrieval.artifacts import read_manifest
 from workbench.retrieval.encoders import detect_model_kind, model_fingerprint
@@ -393,9 +395,9 @@ def train_distilled_reranker(
         )
         log(
             f"training a {layers}-layer student ({config.loss}) {total} steps on {len(dataset)} rows "
-            f"(batch {config.batch_size}) on {device_name()}"
+            f"(batch {config.batch_size}) on {device_name()}, {mixed_precision()}"
         )
-        trainer.train()
+        train_plain(trainer)
         base = _finish(trainer, metric, teacher_dev, time.monotonic() - started[0], t_start, prepared)
         result = DistillResult(
             **{k: getattr(base, k) for k in TrainResult.__dataclass_fields__},
