@@ -43,7 +43,7 @@ from bench._machine import machine_info  # noqa: E402
 from bench._scifact import load_corpus, load_qrels, load_queries, write_result  # noqa: E402
 from bench._training import index_for, result_summary, scifact_snapshot, served_vectors  # noqa: E402
 from training.ml.config import BiEncoderConfig, CrossEncoderConfig  # noqa: E402
-from training.ml.train import TrainingHooks, train_bi_encoder, train_cross_encoder  # noqa: E402
+from training.ml.train import TrainingHooks, mixed_precision, train_bi_encoder, train_cross_encoder  # noqa: E402
 from workbench.retrieval.encoders import base_model_path, cpu_has_fast_bf16  # noqa: E402
 from workbench.retrieval.rerank import CrossEncoderReranker  # noqa: E402
 from workbench.retrieval.search import LoadedIndex  # noqa: E402
@@ -191,8 +191,9 @@ def main() -> None:
         "load_average_at_end": load,
         "note": os.environ.get(
             "BENCH_NOTE",
-            "training in float32; test embeddings and reranking in bf16 autocast where the CPU has native bf16 "
-            "(precision auto), float32 elsewhere",
+            f"training in {mixed_precision()} (bf16 mixed precision where the device has native bf16); test "
+            "embeddings and reranking in bf16 autocast where the CPU has native bf16 (precision auto), float32 "
+            "elsewhere",
         ),
         "dataset": "SciFact test (300 queries, 5,183 documents, title + text); training on train qrels only",
         "mining_vectors_from_base_index": len(known.doc_ids),
