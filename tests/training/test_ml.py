@@ -260,3 +260,25 @@ def test_training_ml_never_imports_django():
     )
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "ok"
+
+
+@pytest.mark.parametrize(("native", "expected"), [(True, "bf16"), (False, "fp32")])
+def test_training_precision_follows_native_bf16(monkeypatch, tmp_path: Path, native: bool, expected: str) -> None:  # type: ignore[no-untyped-def]
+    import torch
+    from sentence_transformers.cross_encoder.training_args import CrossEncoderTrainingArguments
+
+    import workbench.retrieval.encoders as encoders
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    monkeypatch.setattr(encoders, "cpu_has_fast_bf16", lambda: native)
+    assert train_mod.mixed_precision() == expected and train_mod.hardware()["precision"] == expected
+    args = train_mod._args(CrossEncoderTrainingArguments, CrossEncoderConfig(), tmp_path, 10, 5, None)
+    assert args.bf16 is native
+
+
+def test_an_isa_cap_below_bf16_trains_in_float32(monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    import torch
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    monkeypatch.setenv("ONEDNN_MAX_CPU_ISA", "AVX2")
+    assert train_mod.mixed_precision() == "fp32"
