@@ -8,7 +8,8 @@ Records both models' dev figures side by side and where they were saved; ``bench
 on the test queries (``TEACHER=... STUDENT=...``). Nothing is tuned on test.
 
 Run: .venv/bin/python bench/distill_quality.py   (writes bench/results/distill_quality.json)
-Env: CE_BUDGET_S (900), DISTILL_BUDGET_S (600), TEACHER (skip training one: the path of a trained reranker).
+Env: CE_EPOCHS (1), CE_BUDGET_S (900), DISTILL_BUDGET_S (600), TEACHER (skip training one: the path of a trained
+reranker).
 """
 
 from __future__ import annotations
@@ -81,7 +82,9 @@ def main() -> None:
     }
     teacher_path = os.environ.get("TEACHER")
     if not teacher_path:
-        ce_config = CrossEncoderConfig(max_train_seconds=float(os.environ.get("CE_BUDGET_S", 900)))
+        ce_config = CrossEncoderConfig(
+            epochs=float(os.environ.get("CE_EPOCHS", 1)), max_train_seconds=float(os.environ.get("CE_BUDGET_S", 900))
+        )
         t0 = time.perf_counter()
         teacher = train_cross_encoder(
             config=ce_config, base_path=base, first_stage_path=base, output_dir=work / "teacher", **common
