@@ -8,7 +8,7 @@ Records both models' dev figures side by side and where they were saved; ``bench
 on the test queries (``TEACHER=... STUDENT=...``). Nothing is tuned on test.
 
 Run: .venv/bin/python bench/distill_quality.py   (writes bench/results/distill_quality.json)
-Env: CE_EPOCHS (1), CE_BUDGET_S (900), DISTILL_BUDGET_S (600), TEACHER (skip training one: the path of a trained
+Env: CE_EPOCHS (1), CE_BUDGET_S (900), DISTILL_EPOCHS (2), DISTILL_BUDGET_S (600), TEACHER (skip training one: the path of a trained
 reranker).
 """
 
@@ -92,7 +92,10 @@ def main() -> None:
         log(f"teacher: {teacher.verdict}")
         result["teacher"] = {"recipe": ce_config.as_dict(), **summary(teacher, time.perf_counter() - t0)}
         teacher_path = str(teacher.artifact_path)
-    d_config = DistillConfig(max_train_seconds=float(os.environ.get("DISTILL_BUDGET_S", 600)))
+    d_config = DistillConfig(
+        epochs=float(os.environ.get("DISTILL_EPOCHS", DistillConfig.epochs)),
+        max_train_seconds=float(os.environ.get("DISTILL_BUDGET_S", 600)),
+    )
     t0 = time.perf_counter()
     student = train_distilled_reranker(
         config=d_config, teacher_path=teacher_path, first_stage_path=base, output_dir=work / "student", **common
