@@ -8,8 +8,8 @@ Records both models' dev figures side by side and where they were saved; ``bench
 on the test queries (``TEACHER=... STUDENT=...``). Nothing is tuned on test.
 
 Run: .venv/bin/python bench/distill_quality.py   (writes bench/results/distill_quality.json)
-Env: CE_EPOCHS (1), CE_BUDGET_S (900), DISTILL_EPOCHS (2), DISTILL_BUDGET_S (600), TEACHER (skip training one: the path of a trained
-reranker).
+Env: CE_EPOCHS (1), CE_BUDGET_S (900), DISTILL_EPOCHS (2), DISTILL_BUDGET_S (600), TEACHER (skip training one: the
+path of a trained reranker).
 """
 
 from __future__ import annotations
