@@ -153,5 +153,5 @@ def test_a_store_that_does_not_match_its_index_is_refused(built) -> None:
 
 
 def test_no_citable_sentence_anywhere_builds_an_empty_store() -> None:
-    store = build_sentence_vectors(["Tiny.", "Also."], lambda texts, **kw: pytest.fail("nothing to embed"))
+    store = build_sentence_vectors(["Tiny.", "Also."], lambda texts: pytest.fail("nothing to embed"))
     assert store.sentence_count == 0 and store.rows.tolist() == [0, 0, 0]

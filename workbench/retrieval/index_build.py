@@ -173,25 +173,24 @@ def build_index(
         return cancel_check is not None and bool(cancel_check())
 
     used_precision = resolve_precision(model, precision) if encoder_backend is None else encoder_backend.name
+
+    def encode(batch: Sequence[str], on_batch: Callable[[int, int], None]) -> np.ndarray:
+        """Passages and sentences alike: the encoder backend when one is given, else the torch path."""
+        if encoder_backend is not None:
+            return encoder_backend.encode_passages(
+                batch, batch_size=batch_size, progress_callback=on_batch, cancel_check=cancel_check
+            )
+        return encode_passages(
+            model, batch, batch_size=batch_size, precision=precision, progress_callback=on_batch,
+            cancel_check=cancel_check,
+        )  # fmt: skip
+
     if embeddings is None:
         shown = encoder_name or Path(info.path).name
         say(f"embedding {len(texts):,} passages with {shown} (batch {batch_size}, {used_precision})")
         progress("embedding", 0, len(texts))
         t0 = time.perf_counter()
-        on_batch = lambda done, total: progress("embedding", done, total)  # noqa: E731
-        if encoder_backend is not None:
-            vectors = encoder_backend.encode_passages(
-                texts, batch_size=batch_size, progress_callback=on_batch, cancel_check=cancel_check
-            )
-        else:
-            vectors = encode_passages(
-                model,
-                texts,
-                batch_size=batch_size,
-                precision=precision,
-                progress_callback=on_batch,
-                cancel_check=cancel_check,
-            )
+        vectors = encode(texts, lambda done, total: progress("embedding", done, total))
         embed_seconds = time.perf_counter() - t0
         say(f"embedded {len(texts):,} passages in {embed_seconds:.1f} s ({len(texts) / embed_seconds:.1f} passages/s)")
     else:
@@ -207,17 +206,9 @@ def build_index(
     if sentence_texts is not None:
         t0 = time.perf_counter()
         progress("sentences", 0, 1)
-
-        def encode(batch: list[str], **kw: Any) -> np.ndarray:
-            if encoder_backend is not None:
-                return encoder_backend.encode_passages(batch, batch_size=batch_size, **kw)
-            return encode_passages(model, batch, batch_size=batch_size, precision=precision, **kw)
-
         sentences = build_sentence_vectors(
             [str(t) for t in sentence_texts],
-            encode,
-            progress_callback=lambda done, total: progress("sentences", done, total),
-            cancel_check=cancel_check,
+            lambda batch: encode(batch, lambda done, total: progress("sentences", done, total)),
         )
         sentence_seconds = time.perf_counter() - t0
         say(f"embedded {sentences.sentence_count:,} citable sentences for answers in {sentence_seconds:.1f} s")

@@ -23,7 +23,6 @@ from pathlib import Path
 
 import numpy as np
 
-from workbench.retrieval.encoders import CancelCheck, ProgressCallback
 from workbench.retrieval.errors import RetrievalError
 from workbench.retrieval.sentences import citable_spans
 
@@ -33,7 +32,7 @@ ROWS_FILE = "sentence_rows.npy"
 LENGTHS_FILE = "sentence_lengths.npy"
 _FILES = (VECTORS_FILE, SPANS_FILE, ROWS_FILE, LENGTHS_FILE)
 
-EncodeTexts = Callable[..., np.ndarray]  # (texts, *, progress_callback, cancel_check) -> (n, dim) rows
+EncodeTexts = Callable[[list[str]], np.ndarray]  # texts -> (n, dim) rows (progress and cancel are its own)
 
 
 @dataclass(frozen=True)
@@ -61,18 +60,12 @@ def sentence_spans_of(texts: Sequence[str]) -> tuple[list[str], np.ndarray, np.n
     return sentences, np.asarray(spans, dtype=np.int32).reshape(-1, 2), rows
 
 
-def build_sentence_vectors(
-    texts: Sequence[str],
-    encode: EncodeTexts,
-    *,
-    progress_callback: ProgressCallback | None = None,
-    cancel_check: CancelCheck | None = None,
-) -> SentenceVectors:
+def build_sentence_vectors(texts: Sequence[str], encode: EncodeTexts) -> SentenceVectors:
     """Embed the citable sentences of ``texts`` with ``encode`` (the index's own encoder path, so a query embedded
-    for search scores them consistently); ``encode`` reports progress per batch and honours ``cancel_check``."""
+    for search scores them consistently; it reports progress and honours cancellation as the build's does)."""
     sentences, spans, rows = sentence_spans_of(texts)
     if sentences:
-        vectors = np.asarray(encode(sentences, progress_callback=progress_callback, cancel_check=cancel_check))
+        vectors = np.asarray(encode(sentences))
         norms = np.linalg.norm(vectors, axis=1, keepdims=True)
         vectors = (vectors / np.where(norms > 0, norms, 1.0)).astype(np.float16)
     else:
