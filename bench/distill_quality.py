@@ -9,7 +9,8 @@ on the test queries (``TEACHER=... STUDENT=...``). Nothing is tuned on test.
 
 Run: .venv/bin/python bench/distill_quality.py   (writes bench/results/distill_quality.json)
 Env: CE_EPOCHS (1), CE_BUDGET_S (900), DISTILL_EPOCHS (2), DISTILL_BUDGET_S (600), TEACHER (skip training one: the
-path of a trained reranker).
+path of a trained reranker), STUDENT_LAYERS / STUDENT_MAX_LENGTH / LAYER_PICK (the student's shape; recipe defaults),
+BENCH_RESULT_NAME (another result file name).
 """
 
 from __future__ import annotations
@@ -95,6 +96,9 @@ def main() -> None:
     d_config = DistillConfig(
         epochs=float(os.environ.get("DISTILL_EPOCHS", DistillConfig.epochs)),
         max_train_seconds=float(os.environ.get("DISTILL_BUDGET_S", 600)),
+        student_layers=int(os.environ.get("STUDENT_LAYERS", DistillConfig.student_layers)),
+        max_seq_length=int(os.environ.get("STUDENT_MAX_LENGTH", DistillConfig.max_seq_length)),
+        layer_pick=os.environ.get("LAYER_PICK", DistillConfig.layer_pick),
     )
     t0 = time.perf_counter()
     student = train_distilled_reranker(

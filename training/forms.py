@@ -80,7 +80,7 @@ class TrainingRunForm(forms.Form):
         help_text="The trained reranker whose scores the student learns; its dev score is the bar.",
     )
     student_init = forms.ChoiceField(
-        choices=[("teacher", "The teacher, cut to its first layers"), ("base", "The base above (fresh head)")],
+        choices=[("teacher", "The teacher, cut to fewer layers"), ("base", "The base above (fresh head)")],
         required=False,
         label="Student starts from",
         help_text="Starting from the teacher keeps what it learnt in its lower layers; usually best.",
@@ -89,6 +89,15 @@ class TrainingRunForm(forms.Form):
         forms.IntegerField,
         "Student layers",
         f"Transformer layers the student keeps (speed scales with them); 0 = all; default {KD.student_layers}.",
+    )
+    layer_pick = forms.ChoiceField(
+        choices=[
+            ("first", "The bottom ones"),
+            ("spread", "Evenly spaced, ending with the top layer"),
+        ],
+        required=False,
+        label="Which layers",
+        help_text=f"Which of the start's layers the student keeps; default: {KD.layer_pick}.",
     )
     fresh_head = forms.BooleanField(
         required=False, label="Fresh scoring head", help_text="Re-initialise the teacher's head for the student."
@@ -208,7 +217,7 @@ class TrainingRunForm(forms.Form):
 
     SECTIONS = [
         ("What to train", ["name", "kind", "base", "first_stage", "loss"]),
-        ("Distillation", ["teacher", "student_init", "student_layers", "fresh_head", "tolerance_points"]),
+        ("Distillation", ["teacher", "student_init", "student_layers", "layer_pick", "fresh_head", "tolerance_points"]),
         ("Labels", ["snapshot", "freeze_source", "corpus", "dev_fraction"]),
         (
             "Optimisation",
@@ -234,6 +243,7 @@ class TrainingRunForm(forms.Form):
         if d.get("kind") == "distill":
             params["student_init"] = d.get("student_init") or None
             params["student_layers"] = d.get("student_layers")
+            params["layer_pick"] = d.get("layer_pick") or None
             params["fresh_head"] = bool(d.get("fresh_head"))
             params["tolerance_points"] = d.get("tolerance_points")
         if d.get("kind") == "bi_encoder" and d.get("matryoshka_dims"):

@@ -315,6 +315,7 @@ def _record(*, run: TrainingRun, job: Job, result: TrainResult, wall_s: float) -
             "tolerance_points": result.tolerance_points,
             "teacher_layers": result.teacher_layers,
             "student_layers": result.student_layers,
+            "student_kept_layers": [i + 1 for i in result.kept_layers],  # 1-based, as people count layers
             "teacher_max_length": result.teacher_max_length,
             "student_max_length": result.student_max_length,
             "speed": result.speed,

@@ -14,6 +14,7 @@ from training.ml.datasets import prepare
 from training.ml.distill import (
     DistillResult,
     check_teacher,
+    kept_layers,
     model_layers,
     teacher_scores,
     train_distilled_reranker,
@@ -63,7 +64,7 @@ def test_cut_layers_reload_with_plain_cross_encoder_and_score_the_same(teacher_p
 
     model = CrossEncoder(str(teacher_path), device="cpu", max_length=48)
     assert model.model.config.num_hidden_layers == 3
-    assert truncate_layers(model, 1) == 1
+    assert truncate_layers(model, 1) == [0]
     model.save_pretrained(str(tmp_path / "cut"))
     reloaded = CrossEncoder(str(tmp_path / "cut"), device="cpu")
     assert len(reloaded.model.bert.encoder.layer) == 1 and reloaded.model.config.num_hidden_layers == 1
@@ -72,6 +73,30 @@ def test_cut_layers_reload_with_plain_cross_encoder_and_score_the_same(teacher_p
     full = CrossEncoder(str(teacher_path), device="cpu", max_length=48)
     gap = np.abs(full.predict(PAIRS, activation_fn=Identity()) - model.predict(PAIRS, activation_fn=Identity())).max()
     assert gap > 1e-3, "two layers fewer must change the trained teacher's scores"
+
+
+def test_kept_layers_first_or_spread_to_the_top():
+    assert kept_layers(6, 2) == [0, 1] and kept_layers(6, 2, "first") == [0, 1]
+    assert kept_layers(6, 2, "spread") == [2, 5]
+    assert kept_layers(6, 3, "spread") == [1, 3, 5]
+    assert kept_layers(6, 1, "spread") == [5] and kept_layers(3, 2, "spread") == [1, 2]
+    assert kept_layers(6, 6, "spread") == list(range(6)) == kept_layers(6, 9, "spread")
+    for keep in range(1, 13):
+        picked = kept_layers(12, keep, "spread")
+        assert len(set(picked)) == keep and picked == sorted(picked) and picked[-1] == 11
+
+
+def test_a_spread_cut_keeps_those_very_layers(teacher_path):
+    import torch
+    from sentence_transformers import CrossEncoder
+
+    model = CrossEncoder(str(teacher_path), device="cpu")
+    original = [layer.state_dict() for layer in model.model.bert.encoder.layer]
+    assert truncate_layers(model, 2, "spread") == [1, 2]
+    assert model.model.config.num_hidden_layers == 2
+    for layer, source in zip(model.model.bert.encoder.layer, (original[1], original[2]), strict=True):
+        for name, tensor in layer.state_dict().items():
+            assert torch.equal(tensor, source[name]), name
 
 
 def test_teacher_scores_are_raw_logits_and_cached(tiny_cross_encoder_path, tmp_path):

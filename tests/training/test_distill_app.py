@@ -59,6 +59,7 @@ def test_a_distillation_run_registers_a_faster_student_reranker(world, teacher, 
     assert 'data-testid="distill-compare"' in page and "Teacher and student" in page
     assert f"{d['teacher_dev']:.4f}" in page and f"{d['student_dev']:.4f}" in page
     assert f"{d['speed']['ratio']}× faster" in page and "distilled from teacher teacher" in page
+    assert d["student_kept_layers"] == [1] and "(layers 1 of its start)" in page  # the bottom layer by default
     models_page = client.get(reverse("workbench:models", kwargs={"slug": world[0].slug})).content.decode()
     assert 'data-testid="distilled"' in models_page and "faster per pair" in models_page
 
@@ -140,7 +141,7 @@ def test_the_form_offers_distillation_and_checks_its_inputs(world, teacher, djan
     client = _client(world)
     url = reverse("training:new", kwargs={"slug": project.slug})
     page = client.get(url).content.decode()
-    for text in ("Distilled reranker", "Teacher (distillation)", "Student layers", "Tolerance (points)", "ListNet"):
+    for text in ("Distilled reranker", "Teacher (distillation)", "Student layers", "Which layers", "ListNet"):
         assert text in page
     assert f'<option value="{teacher.pk}">' in page
     no_teacher = client.post(url, {"snapshot": snapshot.pk, "kind": "distill"}).content.decode()
@@ -153,12 +154,15 @@ def test_the_form_offers_distillation_and_checks_its_inputs(world, teacher, djan
         response = client.post(
             url,
             {"snapshot": snapshot.pk, "kind": "distill", "teacher": teacher.pk, "student_layers": 1,
-             "student_init": "teacher", "tolerance_points": 100, "loss": "listnet", "max_seq_length": 32,
+             "student_init": "teacher", "layer_pick": "spread", "tolerance_points": 100, "loss": "listnet",
+             "max_seq_length": 32,
              "batch_size": 4, "epochs": 0.2, "learning_rate": 1e-3, "num_negatives": 3},
         )  # fmt: skip
     assert response.status_code == 302
     run = TrainingRun.objects.latest("created_at")
     assert run.kind == "distill" and run.params["loss"] == "listnet" and run.params["student_layers"] == 1
     assert run.job.status == "succeeded", run.job.message
+    run.refresh_from_db()
+    assert run.params["layer_pick"] == "spread" and run.metrics["distillation"]["student_kept_layers"] == [2]
     listing = client.get(reverse("training:list", kwargs={"slug": project.slug})).content.decode()
     assert run.name in listing and "Distilled reranker" in listing

@@ -134,6 +134,7 @@ class CrossEncoderConfig(CommonSettings):
 
 DISTILL_LOSSES = ("mse", "margin_mse", "listnet")
 STUDENT_INITS = ("teacher", "base")
+LAYER_PICKS = ("first", "spread")
 
 
 @dataclass(frozen=True)
@@ -151,7 +152,10 @@ class DistillConfig(CommonSettings):
     max_seq_length: int = 128
     batch_size: int = 16
     loss: str = "mse"  # mse (teacher logits) | margin_mse (positive - candidate margins) | listnet (teacher softmax)
-    student_layers: int = 2  # keep the first N transformer layers; 0 = all of them
+    student_layers: int = 2  # transformer layers the student keeps; 0 = all of them
+    # which: "first" (the bottom N, as Poor Man's BERT found robust) or "spread" (evenly spaced, always ending with
+    # the top layer the scoring head was trained on, as DistilBERT and sentence-transformers' layer reduction do)
+    layer_pick: str = "first"
     student_init: str = "teacher"  # teacher: its weights (and head); base: a bi-encoder with a fresh head
     fresh_head: bool = False  # teacher init only: re-initialise the scoring head
     tolerance_points: float = 1.0  # offered when dev nDCG@10 is at most this many points (x100) below the teacher's
@@ -165,6 +169,8 @@ class DistillConfig(CommonSettings):
             raise TrainingInputError(f"Unknown distillation loss {self.loss!r}: use {', '.join(DISTILL_LOSSES)}.")
         if self.student_init not in STUDENT_INITS:
             raise TrainingInputError(f"Unknown student start {self.student_init!r}: use teacher or base.")
+        if self.layer_pick not in LAYER_PICKS:
+            raise TrainingInputError(f"Unknown layer choice {self.layer_pick!r}: use {' or '.join(LAYER_PICKS)}.")
         _within("Student layers", self.student_layers, 0, 48)
         _within("Tolerance (points)", self.tolerance_points, 0.0, 100.0)
         self.mining.check()

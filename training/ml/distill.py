@@ -2,17 +2,18 @@
 
 ``train_distilled_reranker`` mines candidates for each train query with the first stage, has the teacher score every
 (query, candidate) pair once (batched, cached), and trains a student cross-encoder (the teacher or a bi-encoder base
-cut to its first N transformer layers, optionally with a shorter max length) on those scores with the library's
-``MSELoss`` (logits), ``MarginMSELoss`` (positive - candidate margins) or ``ListNetLoss`` (the teacher's softmax over
-each query's list), through ``CrossEncoderTrainer``. Teacher and student are evaluated on the same dev rerank samples;
-the best student checkpoint is kept, and it is offered when its dev nDCG@10 is within a tolerance of the teacher's:
-its purpose is speed, measured at the end on a few dev pairs.
+cut to N of its transformer layers, the bottom ones or evenly spaced, optionally with a shorter max length) on those
+scores with the library's ``MSELoss`` (logits), ``MarginMSELoss`` (positive - candidate margins) or ``ListNetLoss``
+(the teacher's softmax over each query's list), through ``CrossEncoderTrainer``. Teacher and student are evaluated on
+the same dev rerank samples; the best student checkpoint is kept, and it is offered when its dev nDCG@10 is within a
+tolerance of the teacher's: its purpose is speed, measured at the end on a few dev pairs.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import math
 import os
 import tempfile
 import time
@@ -56,6 +57,7 @@ class DistillResult(TrainResult):
     first_stage_dev: float | None = None
     tolerance_points: float = 1.0
     student_layers: int = 0
+    kept_layers: list[int] = field(default_factory=list)  # 0-based indices of the start's layers the student kept
     teacher_layers: int = 0
     student_max_length: int = 0
     teacher_max_length: int = 0
@@ -127,19 +129,28 @@ def student_layer_count(config: DistillConfig, available: int, *, source: str) -
     return config.student_layers or available
 
 
-def truncate_layers(model: Any, layers: int) -> int:
-    """Keep the first ``layers`` transformer layers of a CrossEncoder's Hugging Face model, in place, and record it
-    in its config so the saved artifact reloads with the same depth. Returns the layers kept."""
+def kept_layers(available: int, keep: int, pick: str = "first") -> list[int]:
+    """Indices of the ``keep`` of ``available`` transformer layers a student keeps: the bottom ones ("first") or
+    evenly spaced ones ending with the top layer ("spread": 2 of 6 -> 2, 5; 3 of 6 -> 1, 3, 5)."""
+    keep = min(keep, available)
+    if pick == "spread":
+        return [math.floor((i + 1) * available / keep + 0.5) - 1 for i in range(keep)]  # halves round up
+    return list(range(keep))
+
+
+def truncate_layers(model: Any, layers: int, pick: str = "first") -> list[int]:
+    """Keep ``layers`` transformer layers of a CrossEncoder's Hugging Face model (chosen by ``kept_layers``), in
+    place, and record the depth in its config so the saved artifact reloads with it. Returns the kept indices."""
     import torch
 
     hf = model.model
     encoder = getattr(getattr(hf, hf.base_model_prefix), "encoder", None)
     if encoder is None or not hasattr(encoder, "layer"):
         raise TrainingInputError(f"Cannot cut layers of a {type(hf).__name__}: only BERT-like encoders are supported.")
-    if layers < len(encoder.layer):
-        encoder.layer = torch.nn.ModuleList(list(encoder.layer)[:layers])
+    kept = kept_layers(len(encoder.layer), layers, pick)
+    encoder.layer = torch.nn.ModuleList([encoder.layer[i] for i in kept])
     hf.config.num_hidden_layers = len(encoder.layer)
-    return len(encoder.layer)
+    return kept
 
 
 def reset_head(model: Any) -> None:
@@ -361,7 +372,8 @@ def train_distilled_reranker(
             raise TrainingInputError(
                 f"Max sequence length {config.max_seq_length} is longer than the model's {limit} positions."
             )
-        layers = truncate_layers(model, layers)
+        kept = truncate_layers(model, layers, config.layer_pick)
+        layers = len(kept)
         fresh = config.student_init == "base" or config.fresh_head
         if config.student_init == "teacher" and config.fresh_head:
             reset_head(model)
@@ -405,6 +417,7 @@ def train_distilled_reranker(
             first_stage_dev=first_stage_dev,
             tolerance_points=config.tolerance_points,
             student_layers=layers,
+            kept_layers=kept,
             teacher_layers=teacher_layers,
             student_max_length=int(model.max_seq_length),
             teacher_max_length=int(teacher.max_seq_length),
@@ -424,6 +437,7 @@ def train_distilled_reranker(
             "teacher_layers": teacher_layers,
             "teacher_max_length": result.teacher_max_length,
             "student_layers": layers,
+            "student_layer_indices": kept,  # 0-based, of the start model
             "student_max_length": result.student_max_length,
             "student_init": config.student_init,
             "loss": config.loss,
