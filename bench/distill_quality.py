@@ -10,7 +10,7 @@ on the test queries (``TEACHER=... STUDENT=...``). Nothing is tuned on test.
 Run: .venv/bin/python bench/distill_quality.py   (writes bench/results/distill_quality.json)
 Env: CE_EPOCHS (1), CE_BUDGET_S (900), DISTILL_EPOCHS (2), DISTILL_BUDGET_S (600), TEACHER (skip training one: the
 path of a trained reranker), STUDENT_LAYERS / STUDENT_MAX_LENGTH / LAYER_PICK (the student's shape; recipe defaults),
-BENCH_RESULT_NAME (another result file name).
+BENCH_RESULT_NAME (another result file name), MINING_CACHE (a mining and teacher-score cache shared between runs).
 """
 
 from __future__ import annotations
@@ -74,7 +74,7 @@ def main() -> None:
         "corpus": setup.collection,
         "hooks": hooks,
         "mining_vectors": known,
-        "mining_cache_dir": work / "mining-cache",
+        "mining_cache_dir": Path(os.environ.get("MINING_CACHE", work / "mining-cache")),
     }
     result: dict = {
         "benchmark": "distill_quality",

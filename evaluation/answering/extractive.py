@@ -3,8 +3,8 @@
 It needs no generator model and runs on any CPU. Sentences are scored by cosine similarity with the query under the
 index's own encoder when one is given (``embed_query``/``embed_texts``), else by the share of the query's content words
 they contain. Sentence vectors the index stored at build time (``stored_vectors``) are used as they are, so a served
-answer costs one query embedding; only sentences the index lacks are embedded. The answer's confidence is the best
-sentence's score; below the run's threshold it abstains.
+answer costs one query embedding (none when the search hands its own over: ``remember_query``); only sentences the
+index lacks are embedded. The answer's confidence is the best sentence's score; below the run's threshold it abstains.
 """
 
 from __future__ import annotations
@@ -40,6 +40,7 @@ class ExtractiveGenerator:
             raise ValueError("stored sentence vectors need the encoder that embedded them (embed_query)")
         self.embed_query, self.embed_texts = embed_query, embed_texts
         self.stored_vectors = stored_vectors
+        self._query: tuple[str, np.ndarray] | None = None  # the last query embedded or handed over, and its vector
         # Of the sentences scored by cosine so far: how many came from the index, how many were embedded here.
         self.sentences_stored = self.sentences_embedded = 0
         self.max_sentences = max(1, int(max_sentences))
@@ -82,6 +83,17 @@ class ExtractiveGenerator:
         candidates = self._candidates(passages)
         return float(self._scores(query, candidates).max()) if candidates else None
 
+    def remember_query(self, query: str, vector: np.ndarray | None) -> None:
+        """Hand over ``query``'s vector under the same encoder (the search's), so scoring its sentences embeds
+        nothing more; a generative backend's gate and its answer then share it too."""
+        if vector is not None and self.embed_query is not None:
+            self._query = (query, np.asarray(vector, dtype=np.float64))
+
+    def _query_vector(self, query: str, embed: EmbedQuery) -> np.ndarray:
+        if self._query is None or self._query[0] != query:
+            self._query = (query, np.asarray(embed(query), dtype=np.float64))
+        return self._query[1]
+
     def _candidates(self, passages: list[RetrievedPassage]) -> list[tuple[RetrievedPassage, int, int, str]]:
         return [
             (p, span.start, span.end, span.of(p.text))
@@ -92,7 +104,7 @@ class ExtractiveGenerator:
     def _scores(self, query: str, candidates: list[tuple[RetrievedPassage, int, int, str]]) -> np.ndarray:
         if self.embed_query is None or self.embed_texts is None:
             return np.array([overlap(query, c[3]) for c in candidates], dtype=np.float64)
-        q = np.asarray(self.embed_query(query), dtype=np.float64)
+        q = self._query_vector(query, self.embed_query)
         m = np.empty((len(candidates), q.shape[0]), dtype=np.float64)
         missing: list[int] = []
         stored: dict[int, Mapping[tuple[int, int], np.ndarray]] = {}

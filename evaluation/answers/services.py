@@ -335,6 +335,7 @@ def answer_run_execute(
             latency["rerank"] = float(t.get("rerank", 0.0))
             latency["retrieve"] = float(t.get("total", 0.0)) - latency["rerank"] - float(t.get("load", 0.0))
             passages = _passages_for(result.hits)
+            gate.remember_query(query.text, result.query_vector)  # the search's embedding serves the scorer too
             start = time.perf_counter()
             try:
                 generated = answer_query(

@@ -61,6 +61,9 @@ class SearchResult:
     hits: list[Hit]
     timings_ms: dict[str, float]
     params: dict[str, Any] = field(default_factory=dict)
+    # The query's unit vector when the search embedded it (dense / hybrid), so a caller scoring the same text against
+    # the same encoder's vectors (the answer sentence scorer) need not embed it again.
+    query_vector: np.ndarray | None = field(default=None, repr=False, compare=False)
 
     @property
     def passage_ids(self) -> list[int]:
@@ -276,6 +279,7 @@ class LoadedIndex:
 
         dense_scores: dict[int, float] = {}
         bm25_scores: dict[int, float] = {}
+        vector = None
         if mode in ("dense", "hybrid"):
             t = time.perf_counter()
             if self.query_encoder is not None:
@@ -347,7 +351,7 @@ class LoadedIndex:
             )
             for pid in _ranked(final)[:k]
         ]
-        return SearchResult(text, mode, hits, timer.finish(), settings)
+        return SearchResult(text, mode, hits, timer.finish(), settings, query_vector=vector)
 
     def search_spec(
         self,
