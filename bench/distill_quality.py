@@ -9,7 +9,8 @@ on the test queries (``TEACHER=... STUDENT=...``). Nothing is tuned on test.
 
 Run: .venv/bin/python bench/distill_quality.py   (writes bench/results/distill_quality.json)
 Env: CE_EPOCHS (1), CE_BUDGET_S (900), DISTILL_EPOCHS (2), DISTILL_BUDGET_S (600), TEACHER (skip training one: the
-path of a trained reranker), STUDENT_LAYERS / STUDENT_MAX_LENGTH / LAYER_PICK (the student's shape; recipe defaults),
+path of a trained reranker), STUDENT_LAYERS / STUDENT_MAX_LENGTH / LAYER_PICK (the student's shape), DISTILL_LOSS,
+CANDIDATES (per train query; recipe defaults),
 BENCH_RESULT_NAME (another result file name), MINING_CACHE (a mining and teacher-score cache shared between runs).
 """
 
@@ -19,6 +20,7 @@ import os
 import sys
 import tempfile
 import time
+from dataclasses import replace
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -93,12 +95,15 @@ def main() -> None:
         log(f"teacher: {teacher.verdict}")
         result["teacher"] = {"recipe": ce_config.as_dict(), **summary(teacher, time.perf_counter() - t0)}
         teacher_path = str(teacher.artifact_path)
+    mining = DistillConfig().mining
     d_config = DistillConfig(
         epochs=float(os.environ.get("DISTILL_EPOCHS", DistillConfig.epochs)),
         max_train_seconds=float(os.environ.get("DISTILL_BUDGET_S", 600)),
         student_layers=int(os.environ.get("STUDENT_LAYERS", DistillConfig.student_layers)),
         max_seq_length=int(os.environ.get("STUDENT_MAX_LENGTH", DistillConfig.max_seq_length)),
         layer_pick=os.environ.get("LAYER_PICK", DistillConfig.layer_pick),
+        loss=os.environ.get("DISTILL_LOSS", DistillConfig.loss),
+        mining=replace(mining, num_negatives=int(os.environ.get("CANDIDATES", mining.num_negatives))),
     )
     t0 = time.perf_counter()
     student = train_distilled_reranker(
