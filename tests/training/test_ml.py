@@ -282,3 +282,30 @@ def test_an_isa_cap_below_bf16_trains_in_float32(monkeypatch) -> None:  # type: 
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
     monkeypatch.setenv("ONEDNN_MAX_CPU_ISA", "AVX2")
     assert train_mod.mixed_precision() == "fp32"
+
+
+def test_dev_candidates_are_the_bases_top_documents_whatever_the_training_margin(tiny_encoder_path, tmp_path):  # type: ignore[no-untyped-def]
+    """A relative margin and a skipped top keep likely unlabelled positives out of training; the dev corpus must
+    still hold the base's own top documents, or it drops the base's confusers and flatters it."""
+    from sentence_transformers import SentenceTransformer
+
+    prepared = prepare(toy_snapshot())
+    base = SentenceTransformer(str(tiny_encoder_path), device="cpu")
+    strict = MiningSettings(num_negatives=1, range_min=3, range_max=10, relative_margin=0.4)
+    assert train_mod.dev_mining(strict) == MiningSettings(
+        num_negatives=1, range_min=0, range_max=20, relative_margin=0.0
+    )
+    mined, dev = train_mod.mine_train_and_dev(base, prepared, strict, str(tmp_path / "cache"), None, lambda _m: None)
+    ids = list(prepared.corpus)
+    docs = base.encode([prepared.corpus[d] for d in ids], normalize_embeddings=True)
+    for q, text in prepared.dev_queries.items():
+        scores = docs @ base.encode([text], normalize_embeddings=True)[0]
+        ranked = [ids[i] for i in np.argsort(-scores, kind="stable") if ids[i] not in prepared.dev_relevant[q]]
+        got = [d for d, _ in dev.get(q, [])]
+        assert len(got) == train_mod.DEV_CANDIDATES and set(got) == set(ranked[: len(got)]), q
+    # training negatives still honour the skip: never one of a train query's top 3
+    train_text = {q: t for q, t, _ in prepared.train_pairs}
+    for q, negatives in mined.items():
+        scores = docs @ base.encode([train_text[q]], normalize_embeddings=True)[0]
+        top3 = {ids[i] for i in np.argsort(-scores, kind="stable")[:3]}
+        assert not top3 & {d for d, _ in negatives}, q
