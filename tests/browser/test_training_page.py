@@ -38,7 +38,11 @@ def test_ml_lead_starts_a_training_run_and_watches_it_succeed_with_a_loss_chart(
     run = TrainingRun.objects.get(project=project)
     assert run.outcome in ("improved", "not_improved")
     assert run.get_outcome_display() in page.locator("[data-testid=run-outcome]").inner_text()
-    page.wait_for_function("document.getElementById('job-metric-chart') && Chart.getChart('job-metric-chart')")
+    # the canvas can arrive (the finished run's page swapped in) before Chart.js has loaded: wait for both
+    page.wait_for_function(
+        "document.getElementById('job-metric-chart') && typeof Chart !== 'undefined'"
+        " && Chart.getChart('job-metric-chart')"
+    )
     names = page.evaluate("Chart.getChart('job-metric-chart').data.datasets.map(d => d.label)")
     points = page.evaluate("Chart.getChart('job-metric-chart').data.datasets.find(d => d.label === 'loss').data.length")
     assert "loss" in names and "dev_ndcg@10" in names and points >= 1
