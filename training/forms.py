@@ -7,7 +7,7 @@ from typing import Any
 from django import forms
 
 from labeling.models import LabelSnapshot
-from training.ml.config import BiEncoderConfig, CrossEncoderConfig, DistillConfig
+from training.ml.config import LAYER_PICKS, BiEncoderConfig, CrossEncoderConfig, DistillConfig
 from workbench.models import Corpus, ModelVersion, Project
 
 BI, CE, KD = BiEncoderConfig(), CrossEncoderConfig(), DistillConfig()
@@ -20,7 +20,9 @@ def _num(cls: type[forms.Field], label: str, help_text: str, **kw: Any) -> forms
     return cls(label=label, required=False, help_text=help_text, **kw)
 
 
-LAYER_PICK_CHOICES = [("first", "The bottom ones"), ("spread", "Evenly spaced, ending with the top layer")]
+# one label per ``training.ml.config.LAYER_PICKS`` value, so the form offers exactly what the recipe accepts
+_LAYER_PICK_LABELS = {"first": "The bottom ones", "spread": "Evenly spaced, ending with the top layer"}
+LAYER_PICK_CHOICES = [(pick, _LAYER_PICK_LABELS[pick]) for pick in LAYER_PICKS]
 
 
 class TrainingRunForm(forms.Form):
