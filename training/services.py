@@ -306,6 +306,8 @@ def _record(*, run: TrainingRun, job: Job, result: TrainResult, wall_s: float) -
         "counts": result.counts,
         "hardware": result.hardware,
     }
+    if result.blend is not None:
+        metrics["blend"] = result.blend.as_dict()
     if isinstance(result, DistillResult):
         metrics["distillation"] = {
             "teacher_dev": result.teacher_dev,
@@ -382,6 +384,13 @@ def training_run_build_index(*, run: TrainingRun, user: Any) -> Job:
     return job
 
 
+def recommended_rerank_weight(version: ModelVersion) -> float:
+    """The weight against the first stage a reranker's training run chose on dev (1: the reranker alone)."""
+    blend = ((version.manifest or {}).get("metrics") or {}).get("blend") or {}
+    weight = blend.get("weight", 1.0)
+    return float(weight) if isinstance(weight, (int, float)) and 0.0 < weight <= 1.0 else 1.0
+
+
 def training_run_configure(*, run: TrainingRun, user: Any) -> SearchConfiguration:
     """Save the search configuration that uses what the run produced, shaped like the served one: the new index in
     the served mode (hybrid if nothing is served), or the served first stage with the new reranker."""
@@ -419,6 +428,7 @@ def training_run_configure(*, run: TrainingRun, user: Any) -> SearchConfiguratio
             alpha=served.alpha if served else 0.5,
             reranker=version,
             rerank_top_n=50,
+            rerank_weight=recommended_rerank_weight(version),
             name=f"{run.name} · trained reranker",
         )
     with transaction.atomic():

@@ -206,11 +206,20 @@ class SearchConfigurationForm(forms.Form):
         help_text="Rerank candidates whose first-stage score is within this share of the spread (top minus "
         "top-n-th) from the top; 1 reranks all.",
     )
+    rerank_weight = forms.FloatField(
+        initial=1.0,
+        required=False,
+        min_value=0.01,
+        max_value=1.0,
+        label="Reranker weight",
+        help_text="1 ranks by the reranker alone; below 1 blends its z-scored scores with the first stage's "
+        "(a reranker's training run picks a weight on dev).",
+    )
 
     def clean(self) -> dict[str, Any]:
         data = super().clean() or {}
         # Left blank (or by clients that predate adaptive depth): the model's defaults.
-        for name in ("rerank_min_n", "rerank_margin"):
+        for name in ("rerank_min_n", "rerank_margin", "rerank_weight"):
             if data.get(name) is None:
                 data[name] = self.fields[name].initial
         return data

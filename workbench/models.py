@@ -450,6 +450,10 @@ class SearchConfiguration(models.Model):
     rerank_margin = models.FloatField(
         default=0.5, help_text="Adaptive: rerank candidates within this share of the score spread from the top."
     )
+    rerank_weight = models.FloatField(
+        default=1.0,
+        help_text="Reranker share of a z-scored blend with the first stage's scores; 1 ranks by the reranker alone.",
+    )
     created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+")
     created_at = models.DateTimeField(auto_now_add=True)
 
@@ -460,6 +464,10 @@ class SearchConfiguration(models.Model):
                 condition=models.Q(alpha__gte=0.0, alpha__lte=1.0), name="search_configuration_alpha_0_1"
             ),
             models.CheckConstraint(condition=models.Q(mode__in=["dense", "bm25", "hybrid"]), name="known_search_mode"),
+            models.CheckConstraint(
+                condition=models.Q(rerank_weight__gt=0.0, rerank_weight__lte=1.0),
+                name="search_configuration_rerank_weight_0_1",
+            ),
         ]
         ordering = ["name"]
 
@@ -476,6 +484,7 @@ class SearchConfiguration(models.Model):
             rerank_adaptive=self.rerank_adaptive,
             rerank_min_n=self.rerank_min_n,
             rerank_margin=self.rerank_margin,
+            rerank_weight=self.rerank_weight,
         ).normalised(reranked=self.reranker_id is not None)
 
     def key(self) -> tuple:
@@ -483,7 +492,7 @@ class SearchConfiguration(models.Model):
         spec = self.spec
         return (
             self.index_id, spec.mode, spec.alpha, spec.fusion_depth, self.reranker_id, spec.rerank_top_n,
-            spec.rerank_adaptive, spec.rerank_min_n, spec.rerank_margin,
+            spec.rerank_adaptive, spec.rerank_min_n, spec.rerank_margin, spec.rerank_weight,
         )  # fmt: skip
 
     def describe(self) -> str:

@@ -177,3 +177,44 @@ def test_adaptive_depth_through_the_configuration_form_and_api(client, world) ->
             project=project, index=index, mode="bm25", reranker=ce, rerank_top_n=10, rerank_adaptive=True,
             rerank_min_n=20,
         )  # fmt: skip
+
+
+def test_rerank_weight_through_the_form_the_api_and_the_database(client, world) -> None:  # type: ignore[no-untyped-def]
+    from django.db import IntegrityError, transaction
+
+    from training.services import recommended_rerank_weight
+
+    project, lead, _, _, index, ce = world
+    ce.usable_for_search = True
+    ce.manifest = {"metrics": {"blend": {"weight": 0.6}}}
+    ce.save()
+    assert recommended_rerank_weight(ce) == 0.6
+    client.force_login(lead)
+    response = client.post(
+        reverse("workbench:configurations", kwargs={"slug": project.slug}),
+        {"name": "blended", "index": index.pk, "mode": "bm25", "alpha": 0.5, "fusion_depth": 100,
+         "reranker": ce.pk, "rerank_top_n": 20, "rerank_weight": 0.6},
+    )  # fmt: skip
+    assert response.status_code == 302
+    saved = SearchConfiguration.objects.get(name="blended")
+    assert saved.spec.rerank_weight == 0.6 and "blended 0.6 reranker" in saved.describe()
+    html = client.get(reverse("workbench:configurations", kwargs={"slug": project.slug})).content.decode()
+    assert "blended 0.6 with the first stage" in html
+    response = client.post(
+        reverse("workbench:configurations", kwargs={"slug": project.slug}),
+        {"name": "bad", "index": index.pk, "mode": "bm25", "alpha": 0.5, "fusion_depth": 100,
+         "reranker": ce.pk, "rerank_top_n": 20, "rerank_weight": 0},
+    )  # fmt: skip
+    assert response.status_code == 200 and not SearchConfiguration.objects.filter(name="bad").exists()
+    key = projects.api_token_create(user=lead, name="ci")
+    body = client.get(
+        reverse("api:search", kwargs={"slug": project.slug}),
+        {"q": "cells", "index": index.pk, "mode": "bm25", "rerank": ce.pk, "rerank_top_n": 20,
+         "rerank_weight": 0.5}, HTTP_AUTHORIZATION=f"Token {key}",
+    ).json()  # fmt: skip
+    assert "blended 0.5 reranker" in body["configuration"]["description"] and len(body["results"]) == 10
+    with pytest.raises(WorkbenchError, match="rerank weight"):
+        configurations.search_configuration_draft(project=project, index=index, reranker=ce, rerank_weight=1.5)
+    # the database refuses what the checks would: a row written around them
+    with pytest.raises(IntegrityError), transaction.atomic():
+        SearchConfiguration.objects.filter(pk=saved.pk).update(rerank_weight=0.0)

@@ -309,9 +309,10 @@ def train_distilled_reranker(
     the best student's dev nDCG@10 is within ``tolerance_points`` of the teacher's on the same dev samples."""
     from sentence_transformers import CrossEncoder
     from sentence_transformers.cross_encoder import losses
-    from sentence_transformers.cross_encoder.evaluation import CrossEncoderRerankingEvaluator
     from sentence_transformers.cross_encoder.trainer import CrossEncoderTrainer
     from sentence_transformers.cross_encoder.training_args import CrossEncoderTrainingArguments
+
+    from training.ml.rerank_dev import RerankDevEvaluator
 
     config.check()
     hooks = hooks or TrainingHooks()
@@ -352,9 +353,7 @@ def train_distilled_reranker(
 
         evaluator, metric, teacher_dev, first_stage_dev = None, None, None, None
         if samples:
-            evaluator = CrossEncoderRerankingEvaluator(
-                samples=samples, at_k=10, always_rerank_positives=False, name="dev", batch_size=32, write_csv=False
-            )
+            evaluator = RerankDevEvaluator(samples)
             log(f"evaluating the teacher on {len(samples)} dev queries")
             teacher_eval = evaluator(teacher)
             metric = evaluator.primary_metric

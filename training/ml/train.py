@@ -26,6 +26,7 @@ from training.ml.config import BiEncoderConfig, CrossEncoderConfig, MiningSettin
 from training.ml.data import SnapshotData
 from training.ml.datasets import DocumentVectors, PreparedData, dev_corpus, mine, prepare, random_negative
 from workbench.retrieval.artifacts import atomic_directory, make_manifest, write_manifest
+from workbench.retrieval.blend import BlendChoice
 from workbench.retrieval.encoders import model_fingerprint
 
 DEV_RERANK_DEPTH = 20  # a reranker's dev set: each dev query's first-stage top 20
@@ -66,11 +67,22 @@ class TrainResult:
     manifest: dict[str, Any] = field(default_factory=dict)
     hardware: dict[str, Any] = field(default_factory=dict)
     model: Any = field(default=None, repr=False)  # the selected model, in memory
+    blend: BlendChoice | None = None  # a reranker's weight against the first stage, chosen on dev
 
     @property
     def verdict(self) -> str:
         if self.improved is None:
             return "No dev queries: the gain over the base was not measured."
+        blend = self.blend if self.blend is not None and self.blend.blends else None
+        if blend is not None:
+            blended = (
+                f"Blended with the first stage (reranker weight {blend.weight:g}, chosen on dev): dev "
+                f"{self.dev_metric} {blend.dev:.4f}, {blend.cross_validated:.4f} on held-out dev folds; alone "
+                f"{self.best_dev:.4f}; the base's {self.base_dev:.4f}."
+            )
+            if self.improved:
+                return blended
+            return f"Does not beat its base even blended. {blended} The base is kept."
         if self.improved:
             return f"Dev {self.dev_metric} {self.best_dev:.4f} beats the base's {self.base_dev:.4f}."
         return (
@@ -268,6 +280,8 @@ def _manifest_and_card(
         "steps": result.steps,
         "train_seconds": round(result.train_seconds, 1),
     }
+    if result.blend is not None:
+        metrics["blend"] = result.blend.as_dict()
     manifest = make_manifest(
         kind,
         base=str(base_path),
@@ -573,10 +587,10 @@ def train_cross_encoder(
     import torch
     from sentence_transformers import CrossEncoder
     from sentence_transformers.cross_encoder import losses
-    from sentence_transformers.cross_encoder.evaluation import CrossEncoderRerankingEvaluator
     from sentence_transformers.cross_encoder.trainer import CrossEncoderTrainer
     from sentence_transformers.cross_encoder.training_args import CrossEncoderTrainingArguments
 
+    from training.ml.rerank_dev import RerankDevEvaluator
     from workbench.retrieval.encoders import detect_model_kind
 
     config.check()
@@ -604,9 +618,7 @@ def train_cross_encoder(
         dataset = Dataset.from_dict(_cross_encoder_rows(prepared, mined, config))
         evaluator, metric, base_dev = None, None, None
         if samples:
-            evaluator = CrossEncoderRerankingEvaluator(
-                samples=samples, at_k=10, always_rerank_positives=False, name="dev", batch_size=32, write_csv=False
-            )
+            evaluator = RerankDevEvaluator(samples)
             # A fresh head ranks at random: the base to beat is the first-stage order, which needs no model call
             # (scoring the dev pairs costs as much as a third of an epoch on a CPU without bf16).
             log(f"evaluating the base on {len(samples)} dev queries")
@@ -641,6 +653,13 @@ def train_cross_encoder(
         train_plain(trainer)
         result = _finish(trainer, metric, base_dev, time.monotonic() - started[0], t_start, prepared)
         result.model = model
+        if evaluator is not None and result.dev_history:
+            best_step = max(result.dev_history, key=lambda sv: sv[1])[0]  # the checkpoint the trainer kept
+            result.blend = evaluator.blend_choice(best_step)
+            if result.blend is not None and result.blend.blends and result.base_dev is not None:
+                log(f"blend with the first stage: {result.blend.as_dict()}")
+                # the held-out estimate, not the weight's own dev figure, decides whether blending helps
+                result.improved = max(result.best_dev or 0.0, result.blend.cross_validated) > result.base_dev + MIN_GAIN
         keep = keep_if_not_improved or result.improved is not False
         result.artifact_path, result.manifest = _save(
             model,
@@ -705,6 +724,7 @@ def _rerank_dev_samples(
                 "query": prepared.dev_queries[q],
                 "positive": [prepared.corpus[d] for d in sorted(prepared.dev_relevant[q])],
                 "documents": [docs[ids[j]] for j in order],
+                "first_stage_scores": [float(scores[i, j]) for j in order],  # for blending (rerank_dev)
             }
         )
     return samples

@@ -66,6 +66,15 @@ class SearchIn(Schema):
     )
     rerank_min_n: int | None = Field(None, ge=1, le=MAX_K, description="Adaptive depth: rerank at least this many.")
     rerank_margin: float | None = Field(None, ge=0.0, le=1.0, description="Adaptive depth: share of the score spread.")
+    rerank_weight: float | None = Field(
+        None,
+        gt=0.0,
+        le=1.0,
+        description=(
+            "Blend the reranker with the first stage: weight * z(rerank) + (1 - weight) * z(first stage) over the "
+            "reranked candidates; 1 (the default) is the reranker alone."
+        ),
+    )
     tenant: str | None = None
     doc_type: str | None = None
     date_from: dt.date | None = Field(None, description="Documents dated on or after (YYYY-MM-DD).")

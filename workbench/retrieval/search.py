@@ -17,6 +17,7 @@ import numpy as np
 
 from workbench.retrieval.adaptive import DEFAULT_MARGIN, DEFAULT_MIN_N, adaptive_rerank_depth, tail_scores
 from workbench.retrieval.artifacts import read_manifest
+from workbench.retrieval.blend import blend_scores
 from workbench.retrieval.bm25 import BM25Index, load_bm25
 from workbench.retrieval.cache import BoundedCache
 from workbench.retrieval.encoders import embedding_dimension, encode_query, load_encoder, model_fingerprint
@@ -76,7 +77,8 @@ class SearchSpec:
 
     ``alpha`` and ``fusion_depth`` matter only in hybrid mode and ``rerank_top_n`` only with a reranker;
     ``rerank_adaptive`` reranks fewer candidates when the first stage is confident (``workbench.retrieval.adaptive``:
-    at least ``rerank_min_n``, those within ``rerank_margin`` of the score spread from the top);
+    at least ``rerank_min_n``, those within ``rerank_margin`` of the score spread from the top); ``rerank_weight``
+    below 1 blends the reranker's scores with the first stage's (``workbench.retrieval.blend``);
     ``normalised`` resets what does not matter, so two specs that rank alike compare equal.
     """
 
@@ -87,6 +89,7 @@ class SearchSpec:
     rerank_adaptive: bool = False
     rerank_min_n: int = DEFAULT_MIN_N
     rerank_margin: float = DEFAULT_MARGIN
+    rerank_weight: float = 1.0
 
     def check(self) -> SearchSpec:
         """Raise ``RetrievalError`` naming the first bad field; return self."""
@@ -106,6 +109,10 @@ class SearchSpec:
                 )
             if not 0.0 <= float(self.rerank_margin) <= 1.0:
                 raise RetrievalError(f"the adaptive rerank margin must be between 0 and 1 (got {self.rerank_margin})")
+        if not 0.0 < float(self.rerank_weight) <= 1.0:
+            raise RetrievalError(
+                f"the rerank weight must be above 0 and at most 1 (got {self.rerank_weight}); 1 is the reranker alone"
+            )
         return self
 
     def normalised(self, *, reranked: bool) -> SearchSpec:
@@ -119,6 +126,7 @@ class SearchSpec:
             rerank_adaptive=adaptive,
             rerank_min_n=int(self.rerank_min_n) if adaptive else DEFAULT_MIN_N,
             rerank_margin=round(float(self.rerank_margin), 6) if adaptive else DEFAULT_MARGIN,
+            rerank_weight=round(float(self.rerank_weight), 6) if reranked else 1.0,
         )
 
     def describe(self, reranker: str | None = None) -> str:
@@ -131,6 +139,8 @@ class SearchSpec:
             parts.append(f"rerank {reranker} top {self.rerank_top_n}")
             if self.rerank_adaptive:
                 parts.append(f"adaptive ≥{self.rerank_min_n}, margin {self.rerank_margin:g}")
+            if self.rerank_weight < 1.0:
+                parts.append(f"blended {self.rerank_weight:g} reranker / {1 - self.rerank_weight:g} first stage")
         return " · ".join(parts)
 
 
@@ -241,6 +251,7 @@ class LoadedIndex:
         rerank_adaptive: bool = False,
         rerank_min_n: int = DEFAULT_MIN_N,
         rerank_margin: float = DEFAULT_MARGIN,
+        rerank_weight: float = 1.0,
         allowed_ids: Iterable[int] | None = None,
         ef_search: int | None = None,
         nprobe: int | None = None,
@@ -255,6 +266,8 @@ class LoadedIndex:
           ``rerank_adaptive``: rerank only the first ``adaptive_rerank_depth`` of the top ``rerank_top_n`` (at least
           ``rerank_min_n``); the rest keep first-stage order below them (``rerank_score`` None). The depth reranked
           is ``params["rerank_candidates"]``, the reranker's backend ``params["rerank_backend"]``.
+          ``rerank_weight`` < 1: the reranked candidates are ordered by ``blend_scores`` of their first-stage and
+          rerank scores (a hit's ``score``; ``rerank_score`` stays the reranker's own).
         - ``allowed_ids``: only these passages may be returned (a metadata filter applied inside each retriever).
         - ``ef_search`` / ``nprobe``: per-call HNSW / IVF search depth (the index defaults otherwise).
         """
@@ -265,6 +278,8 @@ class LoadedIndex:
             raise RetrievalError(f"k must be between 1 and {MAX_K} (got {k})")
         if rerank is not None and rerank_top_n < 1:
             raise RetrievalError(f"rerank_top_n must be at least 1 (got {rerank_top_n})")
+        if not 0.0 < rerank_weight <= 1.0:
+            raise RetrievalError(f"the rerank weight must be above 0 and at most 1 (got {rerank_weight})")
         timer = _Timer()
         settings: dict[str, Any] = {"k": k, "mode": mode, "filtered": allowed_ids is not None}
         n_first = max(k, rerank_top_n) if rerank is not None else k
@@ -332,7 +347,10 @@ class LoadedIndex:
             if values.shape != (len(head),):
                 raise RetrievalError(f"the reranker returned {values.shape} scores for {len(head)} passages")
             rerank_scores = dict(zip(head, values.tolist(), strict=True))
-            final = dict(rerank_scores)
+            if rerank_weight < 1.0:
+                values = blend_scores([first_stage[pid] for pid in head], values, rerank_weight)
+                settings["rerank_weight"] = rerank_weight
+            final = dict(zip(head, values.tolist(), strict=True))
             tail = ranked[len(head) :]
             if tail:
                 final.update(zip(tail, tail_scores(float(values.min()), len(tail)), strict=True))
@@ -375,6 +393,7 @@ class LoadedIndex:
             rerank_adaptive=spec.rerank_adaptive,
             rerank_min_n=spec.rerank_min_n,
             rerank_margin=spec.rerank_margin,
+            rerank_weight=spec.rerank_weight,
             allowed_ids=allowed_ids,
             passage_texts=passage_texts,
         )

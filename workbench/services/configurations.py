@@ -39,6 +39,7 @@ def search_configuration_draft(
     rerank_adaptive: bool = False,
     rerank_min_n: int = 10,
     rerank_margin: float = 0.5,
+    rerank_weight: float = 1.0,
     name: str = "",
 ) -> SearchConfiguration:
     """A checked, unsaved configuration (an ad-hoc search, or one an evaluation will save)."""
@@ -55,6 +56,7 @@ def search_configuration_draft(
             rerank_adaptive=rerank_adaptive,
             rerank_min_n=rerank_min_n,
             rerank_margin=rerank_margin,
+            rerank_weight=rerank_weight,
         ).check()
     except RetrievalError as exc:
         raise WorkbenchError(str(exc)) from None
@@ -71,6 +73,7 @@ def search_configuration_draft(
         rerank_adaptive=spec.rerank_adaptive,
         rerank_min_n=spec.rerank_min_n,
         rerank_margin=spec.rerank_margin,
+        rerank_weight=spec.rerank_weight,
     )
 
 

@@ -28,7 +28,7 @@ from workbench.services.engines import backend_choice, engine_load, reranker_loa
 FILTERS = ("tenant", "doc_type", "date_from", "date_to", "tag")
 EXPLICIT = (
     "index", "mode", "alpha", "fusion_depth", "rerank", "rerank_top_n", "rerank_adaptive", "rerank_min_n",
-    "rerank_margin",
+    "rerank_margin", "rerank_weight",
 )  # fmt: skip
 CUSTOM, SERVED = "custom", "served"  # the search page's two choices besides a saved configuration
 # One result per document: the engine ranks this many passages per wanted document (at least PER_DOCUMENT_MIN), so
@@ -335,6 +335,7 @@ def search_params_parse(project: Project, data: dict[str, Any], *, caller: str =
                 rerank_adaptive=_flag(data.get("rerank_adaptive"), base.rerank_adaptive if base else False),
                 rerank_min_n=number("rerank_min_n", base.rerank_min_n if base else 10, int),
                 rerank_margin=number("rerank_margin", base.rerank_margin if base else 0.5, float),
+                rerank_weight=number("rerank_weight", base.rerank_weight if base else 1.0, float),
             )
     filters = data.get("filters") or {}
     if not isinstance(filters, dict):
