@@ -105,3 +105,16 @@ def test_the_index_form_offers_answer_sentences_and_the_index_page_reports_them(
     assert "answer sentences" in manifest  # its share of the build time
     if os.environ.get("SHOT_DIR"):
         page.screenshot(path=f"{os.environ['SHOT_DIR']}/index-page.png", full_page=True)
+
+
+def test_the_configuration_form_offers_a_reranker_weight(
+    page, live_server, scifact_dir, tiny_encoder_path, eager_celery
+) -> None:  # type: ignore[no-untyped-def]
+    project, _, _, _, _ = make_indexed_project(scifact_dir, tiny_encoder_path)
+    login(page, live_server, "lead", PASSWORD)
+    page.goto(f"{live_server.url}/p/{project.slug}/configurations/")
+    weight = page.get_by_label("Reranker weight")
+    assert weight.is_visible() and weight.input_value() == "1.0"
+    assert "blends its z-scored scores with the first stage" in page.locator("main").inner_text()
+    if os.environ.get("SHOT_DIR"):
+        page.screenshot(path=f"{os.environ['SHOT_DIR']}/configurations.png", full_page=True)
