@@ -43,6 +43,7 @@ from training.ml.config import CrossEncoderConfig  # noqa: E402
 from training.ml.datasets import prepare  # noqa: E402
 from training.ml.rerank_dev import RerankDevEvaluator  # noqa: E402
 from training.ml.train import first_stage_candidates  # noqa: E402
+from workbench.retrieval.adaptive import tail_scores  # noqa: E402
 from workbench.retrieval.blend import blend_scores  # noqa: E402
 from workbench.retrieval.bm25 import build_bm25  # noqa: E402
 from workbench.retrieval.encoders import base_model_path  # noqa: E402
@@ -87,7 +88,7 @@ def main() -> None:
         for depth in DEPTHS:
             for name, w in (("alone", 1.0), ("blended", weight)):
                 head = blend_scores(first[:depth], rr[:depth], w)
-                tail = [float(head.min()) - 1.0 - j * 1e-3 for j in range(len(ids) - depth)]
+                tail = tail_scores(float(head.min()), len(ids) - depth)  # below the head, as search does
                 runs.setdefault(f"{name}@{depth}", {})[q] = dict(zip(ids, [*head.tolist(), *tail], strict=True))
     evaluator_trec = pytrec_eval.RelevanceEvaluator({q: qrels[q] for q in qids}, {"ndcg_cut.10"})
     quality = {

@@ -42,6 +42,7 @@ from bench._training import scifact_snapshot  # noqa: E402
 from training.ml.config import CrossEncoderConfig  # noqa: E402
 from training.ml.datasets import prepare  # noqa: E402
 from training.ml.train import first_stage_candidates  # noqa: E402
+from workbench.retrieval.blend import blend_scores  # noqa: E402
 from workbench.retrieval.encoders import base_model_path, load_encoder  # noqa: E402
 
 WEIGHTS = [round(0.1 * i, 1) for i in range(11)]
@@ -50,10 +51,6 @@ RRF_K = 60
 
 def log(msg: str) -> None:
     print(f"{time.strftime('%H:%M:%S')} {msg}", flush=True)
-
-
-def zscore(x: np.ndarray) -> np.ndarray:
-    return (x - x.mean()) / (x.std() or 1.0)
 
 
 def ndcg10(runs: dict[str, dict[str, float]], qrels: dict[str, dict[str, int]]) -> float:
@@ -100,7 +97,7 @@ def main() -> None:
         return r
 
     def blend(w: float):  # type: ignore[no-untyped-def]
-        return lambda d: w * zscore(d["rerank"]) + (1 - w) * zscore(d["first"])
+        return lambda d: blend_scores(d["first"], d["rerank"], w)
 
     figures = {
         "first_stage": ndcg10(run_of(lambda d: d["first"]), qrels),
