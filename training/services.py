@@ -38,6 +38,7 @@ from workbench.jobs import JobReporter, SmoothedRate, job_create
 from workbench.models import Corpus, IndexVersion, Job, ModelVersion, Project, SearchConfiguration
 from workbench.retrieval import encoders
 from workbench.retrieval.errors import RetrievalError
+from workbench.services.backends import rerank_budget_fit
 from workbench.services.configurations import (
     search_configuration_draft,
     search_configuration_ensure,
@@ -391,6 +392,13 @@ def recommended_rerank_weight(version: ModelVersion) -> float:
     return float(weight) if isinstance(weight, (int, float)) and 0.0 < weight <= 1.0 else 1.0
 
 
+def recommended_rerank_depth(version: ModelVersion, *, top_n: int = 50) -> int:
+    """The first-stage candidates a reranker rescores in a configuration saved from its run: all ``top_n``, or
+    fewer when its backend measurement on this CPU predicts ``top_n`` over the rerank budget (RERANK_BUDGET_MS)."""
+    fit = rerank_budget_fit(version, top_n=top_n)
+    return fit.depth if fit is not None else top_n
+
+
 def training_run_configure(*, run: TrainingRun, user: Any) -> SearchConfiguration:
     """Save the search configuration that uses what the run produced, shaped like the served one: the new index in
     the served mode (hybrid if nothing is served), or the served first stage with the new reranker."""
@@ -427,7 +435,7 @@ def training_run_configure(*, run: TrainingRun, user: Any) -> SearchConfiguratio
             mode=served.mode if served else "hybrid",
             alpha=served.alpha if served else 0.5,
             reranker=version,
-            rerank_top_n=50,
+            rerank_top_n=recommended_rerank_depth(version),
             rerank_weight=recommended_rerank_weight(version),
             name=f"{run.name} · trained reranker",
         )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from django.conf import settings
 from django.contrib import messages
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
@@ -12,9 +13,10 @@ from training.forms import TrainingRunForm
 from training.models import TrainingRun
 from workbench.access import project_view
 from workbench.errors import WorkbenchError
-from workbench.models import IndexVersion, Project
+from workbench.models import IndexVersion, ModelVersion, Project
 from workbench.roles import Capability, role_allows
-from workbench.selectors import job_metric_chart
+from workbench.selectors import backend_measure_job, job_metric_chart
+from workbench.services.backends import rerank_budget_fit
 from workbench.services.configurations import served_configuration
 
 
@@ -79,6 +81,10 @@ def run_detail(request: HttpRequest, project: Project, pk: int) -> HttpResponse:
         "counts": [(k.replace("_", " ").capitalize(), v) for k, v in (run.metrics.get("counts") or {}).items()],
         "distill": run.metrics.get("distillation"),
     }
+    if run.model_version_id and run.model_version.kind == ModelVersion.Kind.CROSS_ENCODER:
+        context["rerank_fit"] = rerank_budget_fit(run.model_version)
+        context["rerank_budget_ms"] = settings.RERANK_BUDGET_MS
+        context["measuring"] = backend_measure_job(run.model_version)
     return render(request, "training/run.html", context)
 
 
@@ -118,5 +124,6 @@ def run_configure(request: HttpRequest, project: Project, pk: int) -> HttpRespon
     except WorkbenchError as exc:
         messages.error(request, str(exc))
     else:
-        messages.success(request, f"Saved configuration {configuration.name}.")
+        depth = f", reranking the top {configuration.rerank_top_n}" if configuration.reranker_id else ""
+        messages.success(request, f"Saved configuration {configuration.name}{depth}.")
     return redirect("training:run", slug=project.slug, pk=run.pk)

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
+from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_POST
 
 from workbench import selectors
@@ -63,6 +65,8 @@ def model_detail(request: HttpRequest, project: Project, pk: int) -> HttpRespons
         "measurable": model.kind in (ModelVersion.Kind.BI_ENCODER, ModelVersion.Kind.CROSS_ENCODER),
         "measuring": selectors.backend_measure_job(model),
         "show_paths": request.role == Role.ADMIN,  # type: ignore[attr-defined]
+        "rerank_fit": backend_service.rerank_budget_fit(model),
+        "rerank_budget_ms": settings.RERANK_BUDGET_MS,
     }
     return render(request, "workbench/model.html", context)
 
@@ -77,6 +81,9 @@ def model_measure(request: HttpRequest, project: Project, pk: int) -> HttpRespon
         messages.error(request, str(exc))
     else:
         messages.success(request, f"Measuring the inference backends of {model.name} (job #{job.pk}).")
+    back = request.POST.get("next", "")
+    if back and url_has_allowed_host_and_scheme(back, allowed_hosts={request.get_host()}, require_https=False):
+        return redirect(back)  # the training run page that asked
     return redirect("workbench:model", slug=project.slug, pk=pk)
 
 
@@ -175,16 +182,37 @@ def configurations_page(request: HttpRequest, project: Project) -> HttpResponse:
                 form.add_error(None, str(exc))
             else:
                 messages.success(request, f"Saved {saved.name}.")
+                over = _over_rerank_budget(saved)
+                if over:
+                    messages.warning(request, over)
                 return redirect("workbench:configurations", slug=project.slug)
+    saved_configurations = list(selectors.search_configurations(project))
+    for c in saved_configurations:
+        c.rerank_fit = backend_service.rerank_budget_fit(c.reranker, top_n=c.rerank_top_n) if c.reranker else None
     return render(
         request,
         "workbench/configurations.html",
         {
             "project": project,
-            "configurations": selectors.search_configurations(project),
+            "configurations": saved_configurations,
+            "rerank_budget_ms": settings.RERANK_BUDGET_MS,
             "serving": selectors.serving_record(project),
             "form": form if can_manage else None,
         },
+    )
+
+
+def _over_rerank_budget(configuration: SearchConfiguration) -> str:
+    """A warning when the configuration's reranker is measured too slow on this CPU for its depth ("" if not)."""
+    if configuration.reranker is None:
+        return ""
+    fit = backend_service.rerank_budget_fit(configuration.reranker, top_n=configuration.rerank_top_n)
+    if fit is None or not fit.limits_depth:
+        return ""
+    return (
+        f"Reranking the top {fit.top_n} with {configuration.reranker.name} is predicted at p95 "
+        f"{fit.predicted_top_n_ms:.0f} ms on this CPU, over the {fit.budget_ms:.0f} ms rerank budget: "
+        + (f"the top {fit.depth} fits." if fit.fits else f"even the top {fit.depth} does not fit.")
     )
 
 

@@ -61,6 +61,9 @@ SEARCH_TORCH_THREADS = env.int("SEARCH_TORCH_THREADS", 1, min_value=0)
 RERANK_TORCH_THREADS = env.int("RERANK_TORCH_THREADS", 0, min_value=0)
 # Tokens per (query, passage) pair a reranker reads: cross-encoder cost grows with it (see bench/results/api.json).
 RERANK_MAX_LENGTH = env.int("RERANK_MAX_LENGTH", 256, min_value=1)
+# p95 milliseconds the rerank stage may take per query (the seeds' SLA gives it 100-500 ms of a 1.2 s answer): a
+# reranker's measured backend speed turns it into the largest depth it can rescore (workbench.retrieval.rerank_budget).
+RERANK_BUDGET_MS = env.float("RERANK_BUDGET_MS", 500.0, min_value=1.0)
 # Fidelity gates of CPU inference backends (int8, OpenVINO) against float32: below them a backend is refused.
 # Index building needs every sample vector's cosine to float32 at least this high.
 BACKEND_ENCODER_COSINE_MIN = env.float("BACKEND_ENCODER_COSINE_MIN", 0.999, min_value=0.0, max_value=1.0)

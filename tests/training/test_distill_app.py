@@ -12,6 +12,9 @@ from training.ml.distill import DistillResult
 from training.models import TrainingRun
 from workbench.errors import WorkbenchError
 from workbench.models import Job, ModelVersion
+from workbench.retrieval import backends as B
+from workbench.retrieval.backend_measure import BackendResult
+from workbench.services.backends import backend_record
 
 pytestmark = pytest.mark.django_db
 
@@ -63,8 +66,29 @@ def test_a_distillation_run_registers_a_faster_student_reranker(world, teacher, 
     models_page = client.get(reverse("workbench:models", kwargs={"slug": world[0].slug})).content.decode()
     assert 'data-testid="distilled"' in models_page and "faster per pair" in models_page
 
+    # Not measured yet: the next step offers a measurement, coming back to this page
+    budget = page.split('data-testid="rerank-budget"', 1)[1].split("</div>", 1)[0]
+    measure = reverse("workbench:model_measure", kwargs={"slug": world[0].slug, "pk": version.pk})
+    assert f'action="{measure}"' in budget and 'name="next"' in budget and "Measure its speed on this CPU" in budget
+    # Measured on this CPU at p95 400 ms for 20 pairs and 1,000 ms for 50: 20 ms a pair, so 25 fit in 500 ms
+    backend_record(model=version, report=_measured(version, {"20": 400.0, "50": 1000.0}))
+    page = client.get(reverse("training:run", kwargs={"slug": world[0].slug, "pk": run.pk})).content.decode()
+    budget = page.split('data-testid="rerank-budget"', 1)[1].split("</div>", 1)[0]
+    assert "the top 25</strong> within the 500 ms rerank budget" in budget and "would take 1000 ms" in budget
+
     configuration = services.training_run_configure(run=run, user=world[1])  # served like any reranker
-    assert configuration.reranker_id == version.pk
+    assert configuration.reranker_id == version.pk and configuration.rerank_top_n == 25
+
+
+def _measured(version: ModelVersion, p95_by_size: dict[str, float]) -> dict:
+    """A backend report for ``version`` as if measured on this CPU, torch float32 chosen."""
+    timed = {k: {"p50": v, "p95": v} for k, v in p95_by_size.items()}
+    row = BackendResult(B.TORCH_FP32, items_per_s=50.0, rerank_ms=timed, passed=True).to_dict()
+    return {
+        "kind": "cross-encoder", "cpu": B.cpu_info().to_dict(), "threads": 2, "chosen": B.TORCH_FP32,
+        "reason": "test", "default": B.TORCH_FP32, "thresholds": {}, "backends": [row],
+        "measured_at": "2026-12-04T00:00:00+00:00",
+    }  # fmt: skip
 
 
 def test_a_student_that_loses_too_much_is_not_registered(

@@ -13,6 +13,7 @@ from tests.factories import make_indexed_project
 from workbench.errors import WorkbenchError
 from workbench.models import Job, ModelVersion, Role, SearchConfiguration, SearchLog
 from workbench.retrieval import backends as B
+from workbench.retrieval.backend_measure import BackendResult
 from workbench.services import backends as backend_service
 from workbench.services import configurations, indexes, projects
 from workbench.services.engines import backend_choice
@@ -218,3 +219,32 @@ def test_rerank_weight_through_the_form_the_api_and_the_database(client, world) 
     # the database refuses what the checks would: a row written around them
     with pytest.raises(IntegrityError), transaction.atomic():
         SearchConfiguration.objects.filter(pk=saved.pk).update(rerank_weight=0.0)
+
+
+def test_the_rerank_budget_on_the_model_page_and_the_configurations(client, world) -> None:  # type: ignore[no-untyped-def]
+    project, lead, _, _, index, ce = world
+    ce.usable_for_search = True
+    ce.save()
+    client.force_login(lead)
+    page = reverse("workbench:model", kwargs={"slug": project.slug, "pk": ce.pk})
+    assert 'data-testid="rerank-budget"' not in client.get(page).content.decode()  # nothing measured: no promise
+    report = _report(B.TORCH_FP32)
+    timed = {"20": {"p50": 290.0, "p95": 300.0}, "50": {"p50": 700.0, "p95": 750.0}}
+    report["backends"] = [BackendResult(B.TORCH_FP32, items_per_s=70.0, rerank_ms=timed, passed=True).to_dict()]
+    backend_service.backend_record(model=ce, report=report)  # 15 ms a pair on this CPU: 33 pairs in 500 ms
+    html = client.get(page).content.decode()
+    assert "the top 30</strong> of 50 (predicted p95 450 ms; the top 50: 750 ms)" in html
+    configurations_url = reverse("workbench:configurations", kwargs={"slug": project.slug})
+    form = {"index": index.pk, "mode": "bm25", "alpha": 0.5, "fusion_depth": 100, "reranker": ce.pk, "rerank_weight": 1}
+    response = client.post(configurations_url, {**form, "name": "deep", "rerank_top_n": 50}, follow=True)
+    html = response.content.decode()
+    assert "Saved deep." in html and "predicted at p95 750 ms on this CPU, over the 500 ms rerank budget" in html
+    assert "the top 30 fits." in html and "over the 500 ms budget: top 30 fits" in html
+    response = client.post(configurations_url, {**form, "name": "shallow", "rerank_top_n": 20}, follow=True)
+    html = response.content.decode()
+    assert "Saved shallow." in html and "rerank p95 ≈ 300 ms" in html
+    assert html.count("rerank budget:") == 0  # no warning for a depth that fits
+    # measured on another CPU: the timings do not hold here, so nothing is predicted
+    backend_service.backend_record(model=ce, report={**report, "cpu": {**report["cpu"], "signature": "Other [avx2]"}})
+    assert backend_service.rerank_budget_fit(ce) is None
+    assert 'data-testid="rerank-predicted"' not in client.get(configurations_url).content.decode()

@@ -19,9 +19,11 @@ from workbench.jobs import JobReporter, job_create
 from workbench.models import IndexVersion, Job, ModelVersion, Passage, Project, Query, SearchConfiguration
 from workbench.retrieval.backend_measure import DevList, Thresholds, measure_backends
 from workbench.retrieval.errors import RetrievalError
+from workbench.retrieval.rerank_budget import BudgetFit, depth_for_budget, rerank_cost
 from workbench.retrieval.texts import passage_text
 from workbench.selectors import grades_gold
 from workbench.services.engines import (
+    backend_choice,
     engine_cache_drop,
     engine_for,
     rerank_max_length,
@@ -181,3 +183,18 @@ def backend_record(*, model: ModelVersion, report: dict) -> ModelVersion:
     rerankers_cache.evict_where(lambda key: isinstance(key, tuple) and key[:1] == (model.pk,))
     model.inference_backend, model.backend_report = locked.inference_backend, locked.backend_report
     return model
+
+
+def rerank_budget_fit(model: ModelVersion, *, top_n: int = DEV_DEPTH) -> BudgetFit | None:
+    """How deep ``model`` can rerank within ``RERANK_BUDGET_MS`` with the backend it uses on this CPU; None when
+    that has not been measured here (never measured, a non-reranker, or measured on another CPU)."""
+    if model.kind != ModelVersion.Kind.CROSS_ENCODER:
+        return None
+    choice = backend_choice(model)
+    if not choice.backend:
+        return None
+    row = next((b for b in (model.backend_report or {}).get("backends", []) if b.get("name") == choice.backend), None)
+    cost = rerank_cost((row or {}).get("rerank_ms") or {})
+    if cost is None:
+        return None
+    return depth_for_budget(cost, settings.RERANK_BUDGET_MS, top_n=top_n)
