@@ -10,7 +10,10 @@ from tests.browser.conftest import login
 from tests.evaluation.factories import make_doc
 from tests.factories import PASSWORD, make_corpus, make_indexed_project, make_project
 from workbench.models import Job, Role
-from workbench.services import configurations
+from workbench.retrieval import backends as B
+from workbench.retrieval.backend_measure import BackendResult
+from workbench.services import backends as backend_service
+from workbench.services import configurations, indexes
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
@@ -118,3 +121,35 @@ def test_the_configuration_form_offers_a_reranker_weight(
     assert "blends its z-scored scores with the first stage" in page.locator("main").inner_text()
     if os.environ.get("SHOT_DIR"):
         page.screenshot(path=f"{os.environ['SHOT_DIR']}/configurations.png", full_page=True)
+
+
+def test_a_reranker_too_slow_for_its_depth_is_flagged_where_configurations_are_made(
+    page, live_server, scifact_dir, tiny_encoder_path, tiny_cross_encoder_path, eager_celery
+) -> None:  # type: ignore[no-untyped-def]
+    project, lead, _, _, _ = make_indexed_project(scifact_dir, tiny_encoder_path)
+    ce = indexes.model_register(project=project, path=str(tiny_cross_encoder_path), name="slow-ce", user=lead)
+    ce.usable_for_search = True
+    ce.save()
+    timed = {"20": {"p50": 380.0, "p95": 400.0}, "50": {"p50": 950.0, "p95": 1000.0}}  # 20 ms a pair here
+    report = {
+        "kind": "cross-encoder", "cpu": B.cpu_info().to_dict(), "threads": 2, "chosen": B.TORCH_FP32,
+        "reason": "the only backend", "default": B.TORCH_FP32, "thresholds": {}, "measured_at": "2026-12-04T18:00:00",
+        "backends": [BackendResult(B.TORCH_FP32, items_per_s=50.0, rerank_ms=timed, passed=True).to_dict()],
+    }  # fmt: skip
+    backend_service.backend_record(model=ce, report=report)
+    login(page, live_server, "lead", PASSWORD)
+    page.goto(f"{live_server.url}/p/{project.slug}/configurations/")
+    page.get_by_label("Name").fill("deep rerank")
+    page.locator("#id_reranker").select_option(label=ce.name)
+    page.get_by_label("Rerank top n").fill("50")
+    page.get_by_role("button", name="Save configuration").click()
+    page.wait_for_load_state()
+    main = page.locator("main").inner_text()
+    assert "predicted at p95 1000 ms on this CPU, over the 500 ms rerank budget: the top 25 fits." in main
+    assert "over the 500 ms budget: top 25 fits" in page.locator("[data-testid=rerank-predicted]").inner_text()
+    if os.environ.get("SHOT_DIR"):
+        page.screenshot(path=f"{os.environ['SHOT_DIR']}/configurations-budget.png", full_page=True)
+    page.goto(f"{live_server.url}/p/{project.slug}/models/{ce.pk}/")
+    assert "the top 25 of 50" in page.locator("[data-testid=rerank-budget]").inner_text()
+    if os.environ.get("SHOT_DIR"):
+        page.screenshot(path=f"{os.environ['SHOT_DIR']}/model-budget.png", full_page=True)
