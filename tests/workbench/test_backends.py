@@ -248,3 +248,14 @@ def test_the_rerank_budget_on_the_model_page_and_the_configurations(client, worl
     backend_service.backend_record(model=ce, report={**report, "cpu": {**report["cpu"], "signature": "Other [avx2]"}})
     assert backend_service.rerank_budget_fit(ce) is None
     assert 'data-testid="rerank-predicted"' not in client.get(configurations_url).content.decode()
+
+
+def test_measuring_goes_back_only_to_a_page_of_this_site(client, world) -> None:  # type: ignore[no-untyped-def]
+    project, lead, _, _, _, ce = world
+    client.force_login(lead)
+    url = reverse("workbench:model_measure", kwargs={"slug": project.slug, "pk": ce.pk})
+    model_page = reverse("workbench:model", kwargs={"slug": project.slug, "pk": ce.pk})
+    back = reverse("training:list", kwargs={"slug": project.slug})
+    assert client.post(url, {"next": back})["Location"] == back  # queued (the worker is not run here)
+    for outside in ("https://evil.example/", "//evil.example/x"):
+        assert client.post(url, {"next": outside})["Location"] == model_page  # refused twice at once, still safe
