@@ -4,9 +4,11 @@ import os
 
 import pytest
 
+from labeling.models import LabelSnapshot
 from tests.browser.conftest import login
 from tests.factories import PASSWORD, make_indexed_project
 from training.models import TrainingRun
+from workbench.models import Job, ModelVersion
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
@@ -52,3 +54,41 @@ def test_ml_lead_starts_a_training_run_and_watches_it_succeed_with_a_loss_chart(
         page.goto(f"{live_server.url}/p/{project.slug}/training/")
         page.screenshot(path=f"{os.environ['SHOT_DIR']}/training-list.png", full_page=True)
     assert errors == []
+
+
+def test_a_reranker_run_measures_its_speed_and_saves_a_configuration_at_the_depth_that_fits(
+    page, live_server, scifact_dir, tiny_encoder_path, tiny_cross_encoder_path, eager_celery
+) -> None:  # type: ignore[no-untyped-def]
+    project, lead, corpus, encoder, _ = make_indexed_project(scifact_dir, tiny_encoder_path)
+    trained = ModelVersion.objects.create(
+        project=project, name="ce-trained", kind="cross_encoder", source="trained", path=str(tiny_cross_encoder_path),
+        usable_for_search=True, created_by=lead,
+    )  # fmt: skip
+    snapshot = LabelSnapshot.objects.create(
+        project=project, corpus=corpus, corpus_version=0, name="snap", source="imported", content_hash="h",
+        relevance_threshold=1, grade_min=0, grade_max=1,
+    )  # fmt: skip
+    run = TrainingRun.objects.create(
+        project=project, name="rerank run", snapshot=snapshot, kind="cross_encoder", base=encoder,
+        first_stage=encoder, outcome="improved", model_version=trained,
+        job=Job.objects.create(project=project, kind="training_run", title="t", status="succeeded"),
+    )  # fmt: skip
+    login(page, live_server, "lead", PASSWORD)
+    page.goto(f"{live_server.url}/p/{project.slug}/training/{run.pk}/")
+    step = page.locator("[data-testid=rerank-budget]")
+    assert "without a measurement the configuration reranks the top 50" in step.inner_text()
+    step.get_by_role("button", name="Measure its speed on this CPU").click()  # the job runs in-process here
+    page.wait_for_url(f"{live_server.url}/p/{project.slug}/training/{run.pk}/")
+    trained.refresh_from_db()
+    assert trained.backend_report, Job.objects.filter(kind="backend_measure").values_list("message", flat=True)
+    text = page.locator("[data-testid=rerank-budget]").inner_text()
+    depth = int(text.split("the top ", 1)[1].split(" ", 1)[0])
+    assert "within the 500 ms rerank budget" in text and 5 <= depth <= 50
+    if os.environ.get("SHOT_DIR"):
+        page.set_viewport_size({"width": 1400, "height": 900})
+        page.screenshot(path=f"{os.environ['SHOT_DIR']}/training-run-rerank-budget.png", full_page=True)
+    page.get_by_role("button", name="Save a search configuration with it").click()
+    page.wait_for_load_state()
+    assert f"reranking the top {depth}." in page.locator(".messages").inner_text()
+    run.refresh_from_db()
+    assert run.configuration.rerank_top_n == depth and run.configuration.reranker_id == trained.pk
