@@ -85,3 +85,13 @@ def make_indexed_project(scifact_dir: Path, encoder_path: Path, *, as_base_encod
     job = Job.objects.get(pk=job.pk)
     assert job.status == "succeeded", (job.message, job.log_tail)
     return project, lead, corpus, encoder, IndexVersion.objects.get(project=project)
+
+
+def make_snapshot(project: Project, corpus: Corpus, name: str = "snap"):  # type: ignore[no-untyped-def]
+    """An empty imported label snapshot of ``corpus`` (pages and runs that only need one to point at)."""
+    from labeling.models import LabelSnapshot
+
+    return LabelSnapshot.objects.create(
+        project=project, corpus=corpus, corpus_version=0, name=name, source="imported", content_hash="h",
+        relevance_threshold=1, grade_min=0, grade_max=1,
+    )  # fmt: skip

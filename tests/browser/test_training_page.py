@@ -4,9 +4,8 @@ import os
 
 import pytest
 
-from labeling.models import LabelSnapshot
 from tests.browser.conftest import login
-from tests.factories import PASSWORD, make_indexed_project
+from tests.factories import PASSWORD, make_indexed_project, make_snapshot
 from training.models import TrainingRun
 from workbench.models import Job, ModelVersion
 
@@ -64,10 +63,7 @@ def test_a_reranker_run_measures_its_speed_and_saves_a_configuration_at_the_dept
         project=project, name="ce-trained", kind="cross_encoder", source="trained", path=str(tiny_cross_encoder_path),
         usable_for_search=True, created_by=lead,
     )  # fmt: skip
-    snapshot = LabelSnapshot.objects.create(
-        project=project, corpus=corpus, corpus_version=0, name="snap", source="imported", content_hash="h",
-        relevance_threshold=1, grade_min=0, grade_max=1,
-    )  # fmt: skip
+    snapshot = make_snapshot(project, corpus)
     run = TrainingRun.objects.create(
         project=project, name="rerank run", snapshot=snapshot, kind="cross_encoder", base=encoder,
         first_stage=encoder, outcome="improved", model_version=trained,

@@ -10,7 +10,7 @@ from labeling.models import LabelSnapshot
 from releases.models import Release
 from tests.answers.factories import make_finished_answer_run
 from tests.evaluation.factories import make_finished_eval
-from tests.factories import PASSWORD, make_corpus, make_project, make_user
+from tests.factories import PASSWORD, make_corpus, make_project, make_snapshot, make_user
 from training.models import TrainingRun
 from workbench.models import Document, IndexVersion, Job, Membership, ModelVersion, Role, SearchConfiguration
 from workbench.roles import ROLES_FOR, Capability
@@ -120,7 +120,7 @@ URLS: dict[str, tuple[Capability, str]] = {
 
 def labeling_world(project, corpus, *, index_for):  # type: ignore[no-untyped-def]
     """A campaign with one pool item (assigned to the annotator), a snapshot and a mined candidate."""
-    from labeling.models import Assignment, AuditItem, Campaign, GuidelineVersion, LabelSnapshot, MiningRun, PoolItem
+    from labeling.models import Assignment, AuditItem, Campaign, GuidelineVersion, MiningRun, PoolItem
 
     doc = Document.objects.create(corpus=corpus, external_id="lab-doc", text="some text", content_hash="x")
     query = project.queries.create(external_id="lab-q", text="a query")
@@ -196,10 +196,7 @@ def world():  # type: ignore[no-untyped-def]
     eval_query = project.queries.get(external_id=eval_config.results["metrics"]["qids"][0])
     answer_run = make_finished_answer_run(project, answers=1)
     answer = answer_run.answers.first()
-    snapshot = LabelSnapshot.objects.create(
-        project=project, corpus=corpus, corpus_version=0, name="snap", source="imported", content_hash="h",
-        relevance_threshold=1, grade_min=0, grade_max=1,
-    )  # fmt: skip
+    snapshot = make_snapshot(project, corpus)
     training_run = TrainingRun.objects.create(
         project=project, name="run", snapshot=snapshot, kind="bi_encoder", base=encoder,
         job=Job.objects.create(project=project, kind="training_run", title="t", status="succeeded"),
