@@ -121,3 +121,21 @@ def test_search_blends_the_reranked_candidates(tiny_encoder_path: Path, tmp_path
     assert all(h.rerank_score == raw[h.passage_id] for h in mostly_first.hits)  # the reranker's own score is kept
     with pytest.raises(RetrievalError, match="rerank weight"):
         index.search(query, mode="bm25", rerank=_Reverse(), rerank_weight=0.0)
+
+
+def test_the_shared_ndcg_matches_pytrec_eval_on_graded_lists() -> None:
+    import pytrec_eval
+
+    from workbench.retrieval.ndcg import ndcg_from_gains, ranked_by
+
+    rng = np.random.default_rng(7)
+    for trial in range(20):
+        docs = [f"d{i}" for i in range(15)]
+        grades = {d: int(g) for d, g in zip(docs, rng.integers(0, 3, size=15), strict=True)}
+        grades["outside"] = 2  # relevant but not retrieved: counts in the ideal
+        scores = rng.normal(size=15)
+        run = {"q": {d: float(s) for d, s in zip(docs, scores, strict=True)}}
+        want = pytrec_eval.RelevanceEvaluator({"q": grades}, {"ndcg_cut.10"}).evaluate(run)["q"]["ndcg_cut_10"]
+        got = ndcg_from_gains([grades[docs[i]] for i in ranked_by(scores)], grades.values())
+        assert got == pytest.approx(want, abs=1e-9), trial
+    assert ndcg_from_gains([0, 0], [0, 0]) == 0.0  # nothing relevant

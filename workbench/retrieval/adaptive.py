@@ -20,6 +20,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from workbench.retrieval.errors import RetrievalError
+from workbench.retrieval.ndcg import ndcg_from_gains
 
 DEFAULT_MARGIN = 0.5
 DEFAULT_MIN_N = 10
@@ -62,11 +63,7 @@ class DepthQuery:
 
 
 def _ndcg10(ranked: Sequence[int], qrels: Mapping[int, int]) -> float:
-    discounts = 1.0 / np.log2(np.arange(2, 12))
-    dcg = sum(max(qrels.get(pid, 0), 0) * discounts[r] for r, pid in enumerate(ranked[:10]))
-    ideal = sorted((g for g in qrels.values() if g > 0), reverse=True)[:10]
-    idcg = sum(g * discounts[r] for r, g in enumerate(ideal))
-    return float(dcg / idcg) if idcg > 0 else 0.0
+    return ndcg_from_gains([qrels.get(pid, 0) for pid in ranked], qrels.values())
 
 
 def rerank_with_depth(query: DepthQuery, depth: int) -> list[int]:

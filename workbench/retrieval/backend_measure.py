@@ -39,6 +39,7 @@ from workbench.retrieval.backends import (
     load_reranker_backend,
 )
 from workbench.retrieval.errors import RetrievalError
+from workbench.retrieval.ndcg import ndcg_from_gains, ranked_by
 
 # Another backend replaces today's default only when at least this much faster (timing noise must not flip it).
 MIN_SPEEDUP = 1.05
@@ -115,12 +116,7 @@ def encoder_fidelity(
 
 def ndcg_at_10(scores: Sequence[float], grades: Sequence[int]) -> float:
     """nDCG@10 of a list ranked by ``scores`` (ties by position), linear gain; ideal from the list's own grades."""
-    order = sorted(range(len(scores)), key=lambda i: (-scores[i], i))[:10]
-    discounts = 1.0 / np.log2(np.arange(2, 12))
-    dcg = sum(max(grades[i], 0) * discounts[r] for r, i in enumerate(order))
-    ideal = sorted((max(g, 0) for g in grades), reverse=True)[:10]
-    idcg = sum(g * discounts[r] for r, g in enumerate(ideal))
-    return float(dcg / idcg) if idcg > 0 else 0.0
+    return ndcg_from_gains([grades[i] for i in ranked_by(scores)], grades)
 
 
 def _spearman(a: np.ndarray, b: np.ndarray) -> float | None:
@@ -132,7 +128,7 @@ def _spearman(a: np.ndarray, b: np.ndarray) -> float | None:
 
 
 def _top10(scores: np.ndarray) -> set[int]:
-    return set(sorted(range(len(scores)), key=lambda i: (-scores[i], i))[:10])
+    return set(ranked_by(scores)[:10])
 
 
 def reference_scores(reference: Any, dev_lists: Sequence[DevList]) -> list[np.ndarray]:

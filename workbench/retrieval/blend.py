@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from workbench.retrieval.errors import RetrievalError
+from workbench.retrieval.ndcg import ndcg_from_gains, ranked_by
 
 WEIGHTS = tuple(round(0.1 * i, 1) for i in range(1, 11))  # 0 (the first stage alone) is not a reranker
 CV_FOLDS, CV_SEEDS = 2, 5
@@ -63,12 +64,8 @@ class DevList:
 def ndcg10(scores: np.ndarray, relevant: Sequence[bool], missed: int = 0) -> float:
     """Binary-gain nDCG@10 of the list ranked by ``scores`` (ties by position), ideal over ``relevant`` plus
     ``missed`` relevant documents outside the list."""
-    order = sorted(range(len(scores)), key=lambda i: (-scores[i], i))[:10]
-    discounts = 1.0 / np.log2(np.arange(2, 12))
-    dcg = sum(discounts[r] for r, i in enumerate(order) if relevant[i])
-    n_ideal = min(10, int(sum(bool(x) for x in relevant)) + int(missed))
-    idcg = float(discounts[:n_ideal].sum())
-    return float(dcg / idcg) if idcg > 0 else 0.0
+    gains = [1.0 if relevant[i] else 0.0 for i in ranked_by(scores)]
+    return ndcg_from_gains(gains, [1.0] * (int(sum(bool(x) for x in relevant)) + int(missed)))
 
 
 @dataclass(frozen=True)
