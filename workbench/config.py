@@ -102,7 +102,7 @@ class Env:
         value = self._raw(name)
         if value is None or value == "":
             return default
-        bounds = [f">= {min_value:g}"] * (min_value is not None) + [f"<= {max_value:g}"] * (max_value is not None)
+        bounds = [f"{op} {v:g}" for op, v in ((">=", min_value), ("<=", max_value)) if v is not None]
         expected = "a number" + (f" {' and '.join(bounds)}" if bounds else "")
         try:
             number = float(value)

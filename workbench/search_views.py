@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
@@ -66,7 +65,6 @@ def model_detail(request: HttpRequest, project: Project, pk: int) -> HttpRespons
         "measuring": selectors.backend_measure_job(model),
         "show_paths": request.role == Role.ADMIN,  # type: ignore[attr-defined]
         "rerank_fit": backend_service.rerank_budget_fit(model),
-        "rerank_budget_ms": settings.RERANK_BUDGET_MS,
     }
     return render(request, "workbench/model.html", context)
 
@@ -182,7 +180,7 @@ def configurations_page(request: HttpRequest, project: Project) -> HttpResponse:
                 form.add_error(None, str(exc))
             else:
                 messages.success(request, f"Saved {saved.name}.")
-                over = _over_rerank_budget(saved)
+                over = backend_service.rerank_budget_warning(saved)
                 if over:
                     messages.warning(request, over)
                 return redirect("workbench:configurations", slug=project.slug)
@@ -195,24 +193,9 @@ def configurations_page(request: HttpRequest, project: Project) -> HttpResponse:
         {
             "project": project,
             "configurations": saved_configurations,
-            "rerank_budget_ms": settings.RERANK_BUDGET_MS,
             "serving": selectors.serving_record(project),
             "form": form if can_manage else None,
         },
-    )
-
-
-def _over_rerank_budget(configuration: SearchConfiguration) -> str:
-    """A warning when the configuration's reranker is measured too slow on this CPU for its depth ("" if not)."""
-    if configuration.reranker is None:
-        return ""
-    fit = backend_service.rerank_budget_fit(configuration.reranker, top_n=configuration.rerank_top_n)
-    if fit is None or not fit.limits_depth:
-        return ""
-    return (
-        f"Reranking the top {fit.top_n} with {configuration.reranker.name} is predicted at p95 "
-        f"{fit.predicted_top_n_ms:.0f} ms on this CPU, over the {fit.budget_ms:.0f} ms rerank budget: "
-        + (f"the top {fit.depth} fits." if fit.fits else f"even the top {fit.depth} does not fit.")
     )
 
 

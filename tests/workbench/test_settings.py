@@ -218,3 +218,12 @@ def test_project_env_reads_the_default_dot_env(tmp_path: Path, monkeypatch: pyte
     env = project_env(tmp_path)
     assert env.str("WB_TEST_ONLY_VARIABLE") == "from-file"
     assert os.environ["WB_TEST_ONLY_VARIABLE"] == "from-file"  # child processes and libraries see it too
+
+
+def test_env_float_with_one_bound_only() -> None:
+    env = Env({"MS": "500", "LOW": "0.5", "HIGH": "2"})
+    assert env.float("MS", 1.0, min_value=1.0) == 500.0  # a set value with no upper bound parses
+    with pytest.raises(ImproperlyConfigured, match=r"LOW='0\.5' is malformed: expected a number >= 1$"):
+        env.float("LOW", 1.0, min_value=1.0)
+    with pytest.raises(ImproperlyConfigured, match=r"expected a number <= 1$"):
+        env.float("HIGH", 0.5, max_value=1.0)

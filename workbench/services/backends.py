@@ -198,3 +198,18 @@ def rerank_budget_fit(model: ModelVersion, *, top_n: int = DEV_DEPTH) -> BudgetF
     if cost is None:
         return None
     return depth_for_budget(cost, settings.RERANK_BUDGET_MS, top_n=top_n)
+
+
+def rerank_budget_warning(configuration: SearchConfiguration) -> str:
+    """What to tell whoever saves ``configuration`` when its reranker is measured too slow on this CPU for its
+    depth ("" when it fits or nothing was measured here)."""
+    if configuration.reranker is None:
+        return ""
+    fit = rerank_budget_fit(configuration.reranker, top_n=configuration.rerank_top_n)
+    if fit is None or not fit.limits_depth:
+        return ""
+    return (
+        f"Reranking the top {fit.top_n} with {configuration.reranker.name} is predicted at p95 "
+        f"{fit.predicted_top_n_ms:.0f} ms on this CPU, over the {fit.budget_ms:.0f} ms rerank budget: "
+        + (f"the top {fit.depth} fits." if fit.fits else f"even the top {fit.depth} does not fit.")
+    )
