@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
-from django.db.models import Q, QuerySet
+from django.db.models import QuerySet
 
 from training.ml.datasets import DocumentVectors
 from training.models import TrainingRun
@@ -11,6 +11,7 @@ from workbench.models import Corpus, IndexVersion, ModelVersion, Passage, Projec
 from workbench.retrieval.errors import RetrievalError
 from workbench.retrieval.faiss_index import load_dense_index
 from workbench.retrieval.texts import passage_text
+from workbench.selectors import indexes_with_weights_of
 
 
 def training_corpus(corpus: Corpus) -> dict[str, str]:
@@ -35,13 +36,7 @@ def stored_document_vectors(
     weights (same model or same fingerprint) at ``max_seq_length`` tokens, where the index stores vectors uncompressed
     (Flat, HNSW, refined IVF-PQ): what mining with that encoder would compute, read instead of computed. None if no
     index qualifies."""
-    same = Q(encoder=encoder) | (Q(encoder__fingerprint=encoder.fingerprint) if encoder.fingerprint else Q(pk=None))
-    indexes = (
-        IndexVersion.objects.filter(same, corpus=corpus, corpus_version=corpus.version)
-        .select_related("encoder")
-        .order_by("-created_at")
-    )
-    for index in indexes:
+    for index in indexes_with_weights_of(encoder, corpus=corpus).filter(corpus_version=corpus.version):
         if index.encoder.max_seq_length not in (None, max_seq_length):
             continue  # embedded at another length: not the vectors mining would compute
         try:

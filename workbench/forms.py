@@ -155,6 +155,14 @@ class IndexBuildForm(forms.Form):
         help_text="Also embed every passage's citable sentences, so extractive answers need no encoder pass "
         "(answers in milliseconds on any CPU; embedding takes about twice as long)",
     )
+    reuse_vectors = forms.BooleanField(
+        required=False,
+        initial=True,
+        label="Reuse vectors of unchanged passages",
+        help_text="Passages (and answer sentences) whose text an earlier Flat or HNSW index of this corpus already "
+        "embedded with the same weights take its vectors instead of being embedded again: a rebuild with other "
+        "parameters, or after an import, embeds only what changed. Untick to embed everything afresh",
+    )
 
     TYPE_FIELDS = {"hnsw": ("hnsw_m", "ef_construction", "ef_search"), "ivfpq": ("nlist", "pq_m", "nprobe", "refine")}
 

@@ -410,6 +410,11 @@ class IndexVersion(models.Model):
         return self.corpus_version != self.corpus.version
 
     @property
+    def reused_vectors(self) -> int:
+        """Passage vectors this build read back from an earlier index instead of embedding them."""
+        return int(((self.manifest or {}).get("metrics") or {}).get("reused_vectors") or 0)
+
+    @property
     def params_text(self) -> str:
         """The dense index's type and parameters as people read them ("HNSW · M 32 · efConstruction 128 ...")."""
         from workbench.retrieval.faiss_index import describe_params

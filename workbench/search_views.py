@@ -102,6 +102,7 @@ def indexes_page(request: HttpRequest, project: Project) -> HttpResponse:
                     params=form.index_params(),
                     user=request.user,
                     answer_sentences=form.cleaned_data["answer_sentences"],
+                    reuse_vectors=form.cleaned_data["reuse_vectors"],
                 )
             except WorkbenchError as exc:
                 form.add_error(None, str(exc))

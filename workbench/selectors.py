@@ -274,6 +274,14 @@ def readable_value(value: Any) -> str:
     return str(value)
 
 
+def indexes_with_weights_of(encoder: ModelVersion, *, corpus: Corpus) -> QuerySet[IndexVersion]:
+    """Index versions of ``corpus`` embedded with ``encoder``'s weights (that model version, or one with the same
+    fingerprint), newest first: their stored vectors are what the encoder computes, at the length each was built
+    with (callers that need one length check it)."""
+    same = Q(encoder=encoder) | (Q(encoder__fingerprint=encoder.fingerprint) if encoder.fingerprint else Q(pk=None))
+    return IndexVersion.objects.filter(same, corpus=corpus).select_related("encoder").order_by("-created_at", "-pk")
+
+
 def index_manifest_fields(index: IndexVersion, *, show_paths: bool) -> list[tuple[str, str]]:
     """An index manifest as (label, value) rows people read; server paths only when ``show_paths`` (admins)."""
     m = index.manifest or {}
@@ -287,6 +295,7 @@ def index_manifest_fields(index: IndexVersion, *, show_paths: bool) -> list[tupl
                     f"max {encoder.get('max_seq_length', '?')} tokens"),
         ("Encoder fingerprint", str(encoder.get("fingerprint", ""))[:16]),
         ("Embedding", f"batch {params.get('batch_size', '?')}, {params.get('precision', '?')}"),
+        ("Vectors reused", _reused_text(params, metrics)),
         ("Build time", " · ".join(
             f"{label} {metrics[key]:,.1f} s"
             for key, label in (("build_seconds", "total"), ("embed_seconds", "embedding"),
@@ -302,6 +311,14 @@ def index_manifest_fields(index: IndexVersion, *, show_paths: bool) -> list[tupl
     if show_paths:
         rows += [("Directory", index.path), ("Encoder path", str(encoder.get("path", "")))]
     return [(label, value) for label, value in rows if value]
+
+
+def _reused_text(params: dict, metrics: dict) -> str:
+    passages, sentences = metrics.get("reused_vectors") or 0, metrics.get("reused_sentence_vectors") or 0
+    if not params.get("reused_from") or not (passages or sentences):
+        return ""
+    source = params["reused_from"]
+    return f"{passages:,} passages and {sentences:,} answer sentences from {source} (same texts, same weights)"
 
 
 def _answer_sentences_text(manifest: dict) -> str:

@@ -3,14 +3,18 @@
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
+import numpy as np
 import pytest
 from django.urls import reverse
 
 from tests.factories import make_corpus, make_indexed_project, make_project, make_user
 from workbench.errors import WorkbenchError
 from workbench.models import IndexVersion, Job, ModelVersion, Role, SearchLog
+from workbench.retrieval.faiss_index import load_dense_index
+from workbench.retrieval.vector_reuse import earlier_vectors
 from workbench.services import configurations, indexes, projects
 
 pytestmark = pytest.mark.django_db
@@ -407,3 +411,65 @@ def test_model_and_index_pages_never_write_on_get(client, built) -> None:  # typ
     assert "Register the base encoder" in page
     client.post(reverse("workbench:models", kwargs={"slug": project.slug}), {"register_base": "1"})
     assert ModelVersion.objects.filter(project=project, source="builtin").count() == 1
+
+
+def _build_from_page(client, project, corpus, encoder, capture, **fields):  # type: ignore[no-untyped-def]
+    """Post the indexes page's build form as an ML lead would (ticked boxes are sent, unticked ones are not)."""
+    data = {"corpus": corpus.pk, "encoder": encoder.pk, "index_type": "hnsw", "hnsw_m": 8, "ef_construction": 16,
+            "ef_search": 32, **fields}  # fmt: skip
+    with capture(execute=True):
+        response = client.post(reverse("workbench:indexes", kwargs={"slug": project.slug}), data)
+    assert response.status_code == 302, response.content.decode()[:2000]
+    job = Job.objects.filter(kind="index_build").latest("pk")
+    assert job.status == "succeeded", (job.message, job.log_tail)
+    return IndexVersion.objects.get(job=job), job
+
+
+def test_a_rebuild_reuses_the_vectors_of_unchanged_passages(client, built, django_capture_on_commit_callbacks) -> None:  # type: ignore[no-untyped-def]
+    project, lead, corpus, encoder, first = built
+    n = corpus.passages.count()
+    assert first.reused_vectors == 0 and first.manifest["parameters"]["reused_from"] is None  # nothing to reuse yet
+    client.force_login(lead)
+    page = client.get(reverse("workbench:indexes", kwargs={"slug": project.slug})).content.decode()
+    assert 'name="reuse_vectors"' in page and "Reuse vectors of unchanged passages" in page
+    capture = django_capture_on_commit_callbacks
+
+    hnsw, job = _build_from_page(client, project, corpus, encoder, capture, reuse_vectors="on")
+    assert hnsw.reused_vectors == n and hnsw.embed_rate is None
+    assert f"reused the vectors of {n:,} of {n:,} passages from scifact v1" in job.log_tail
+
+    passage = corpus.passages.order_by("pk").first()
+    passage.text = "An added first sentence changes this passage. " + passage.text  # first: past max length is cut
+    passage.save()
+    edited, job = _build_from_page(client, project, corpus, encoder, capture, reuse_vectors="on")
+    assert edited.reused_vectors == n - 1 and f"from scifact v{hnsw.number}" in job.log_tail
+    assert "embedding 1 passages" in job.log_tail
+    # The edited passage got a fresh vector, the others the earlier index's own.
+    dense = load_dense_index(edited.path)
+    lent, _ = earlier_vectors(hnsw.path, label="hnsw")
+    rows, found = dense.row_positions(np.asarray([passage.pk]))
+    old_rows, _ = lent.dense.row_positions(np.asarray([passage.pk]))
+    assert found.all()
+    assert not np.array_equal(dense.stored_vectors()[rows[0]], lent.matrix[old_rows[0]])
+    other = corpus.passages.order_by("pk")[1]
+    rows, _ = dense.row_positions(np.asarray([other.pk]))
+    old_rows, _ = lent.dense.row_positions(np.asarray([other.pk]))
+    np.testing.assert_array_equal(dense.stored_vectors()[rows[0]], lent.matrix[old_rows[0]])
+
+    detail = client.get(reverse("workbench:index", kwargs={"slug": project.slug, "pk": edited.pk})).content.decode()
+    assert f"{n - 1:,} passages and" in detail and f"from scifact v{hnsw.number}" in detail
+    listing = client.get(reverse("workbench:indexes", kwargs={"slug": project.slug})).content.decode()
+    assert f"{n - 1:,} vectors reused" in listing
+
+    afresh, job = _build_from_page(client, project, corpus, encoder, capture)  # the box unticked
+    assert afresh.reused_vectors == 0 and afresh.embed_rate > 0 and "reused" not in job.log_tail
+
+
+def test_a_vanished_earlier_index_means_embedding_all(client, built, django_capture_on_commit_callbacks) -> None:  # type: ignore[no-untyped-def]
+    project, lead, corpus, encoder, first = built
+    shutil.rmtree(first.path)
+    client.force_login(lead)
+    again, job = _build_from_page(client, project, corpus, encoder, django_capture_on_commit_callbacks,
+                                  reuse_vectors="on")  # fmt: skip
+    assert again.reused_vectors == 0 and again.passage_count == corpus.passages.count()
+    assert "not reusing vectors: scifact v1 could not be read" in job.log_tail

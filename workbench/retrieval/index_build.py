@@ -37,7 +37,8 @@ from workbench.retrieval.encoders import (
 from workbench.retrieval.errors import OperationCancelled, RetrievalError
 from workbench.retrieval.faiss_index import IndexParams, auto_index_params, build_dense_index, describe_params
 from workbench.retrieval.passage_store import write_texts
-from workbench.retrieval.sentence_vectors import build_sentence_vectors, write_sentence_vectors
+from workbench.retrieval.sentence_vectors import SentenceLookup, build_sentence_vectors, write_sentence_vectors
+from workbench.retrieval.vector_reuse import EarlierVectors, reuse_refusal
 
 logger = logging.getLogger(__name__)
 
@@ -117,6 +118,14 @@ class _Progress:
         self.callback(BuildProgress(stage, done, total, fraction, rate, eta, message or f"{stage}: {done}/{total}"))
 
 
+def _sentence_lender(earlier: EarlierVectors | None, texts: Sequence[str]) -> SentenceLookup | None:
+    """The earlier index's stored sentence vectors of each new passage row whose indexed text it embedded."""
+    if earlier is None or earlier.sentences is None:
+        return None
+    old_rows = earlier.passage_rows(texts)
+    return lambda row, body: earlier.sentence_vectors(int(old_rows[row]), body)
+
+
 def build_index(
     *,
     out_dir: str | os.PathLike[str],
@@ -137,6 +146,7 @@ def build_index(
     encoder_name: str | None = None,
     encoder_backend: Any = None,
     sentence_texts: Sequence[str] | None = None,
+    earlier: EarlierVectors | None = None,
 ) -> dict[str, Any]:
     """Build a dense (FAISS) + BM25 index of ``passages`` (``(id, text)``) into ``out_dir``; return its manifest.
 
@@ -150,6 +160,8 @@ def build_index(
     instead of the torch path; its name is recorded as the precision. ``sentence_texts`` (aligned with
     ``passages``: each passage as the answer backend cites it, e.g. without the title the index embeds) has its
     citable sentences embedded with the same encoder and stored, so extractive answers need no encoder pass.
+    ``earlier`` (``workbench.retrieval.vector_reuse``): an earlier index whose vectors of the very same texts are read
+    back instead of embedded, where it was embedded with this encoder's weights at its length (checked here).
     """
     say = log or logger.info
     out = Path(out_dir)
@@ -185,21 +197,50 @@ def build_index(
             cancel_check=cancel_check,
         )  # fmt: skip
 
+    fingerprint = model_fingerprint(encoder_path)
+    if earlier is not None:
+        refused = reuse_refusal(
+            earlier, fingerprint=fingerprint, max_seq_length=info.max_seq_length, dimension=info.dimension
+        )
+        if refused:
+            say(f"embedding every passage: {refused}")
+            earlier = None
+    reused = 0
     if embeddings is None:
         shown = encoder_name or Path(info.path).name
-        say(f"embedding {len(texts):,} passages with {shown} (batch {batch_size}, {used_precision})")
-        progress("embedding", 0, len(texts))
+        fresh = np.arange(len(texts))
+        old_rows = earlier.passage_rows(texts) if earlier is not None else np.full(len(texts), -1, dtype=np.int64)
+        kept = old_rows >= 0
+        reused = int(kept.sum())
+        if earlier is not None:
+            fresh = np.flatnonzero(~kept)
+            say(f"reused the vectors of {reused:,} of {len(texts):,} passages from {earlier.label} (same texts)")
+        progress("embedding", 0, len(fresh), "" if len(fresh) else "every passage vector reused")
         t0 = time.perf_counter()
-        vectors = encode(texts, lambda done, total: progress("embedding", done, total))
+        if len(fresh):
+            say(f"embedding {len(fresh):,} passages with {shown} (batch {batch_size}, {used_precision})")
+            embedded = encode(
+                [texts[i] for i in fresh.tolist()] if reused else texts,
+                lambda done, total: progress("embedding", done, total),
+            )
         embed_seconds = time.perf_counter() - t0
-        say(f"embedded {len(texts):,} passages in {embed_seconds:.1f} s ({len(texts) / embed_seconds:.1f} passages/s)")
+        if not reused:
+            vectors = embedded  # no copy: the common first build holds one matrix
+        else:
+            vectors = np.empty((len(texts), info.dimension), dtype=np.float32)
+            vectors[kept] = earlier.matrix[old_rows[kept]]  # type: ignore[union-attr]
+            if len(fresh):
+                vectors[fresh] = embedded
+        if len(fresh):
+            rate = len(fresh) / embed_seconds
+            say(f"embedded {len(fresh):,} passages in {embed_seconds:.1f} s ({rate:.1f} passages/s)")
     else:
         vectors = np.asarray(embeddings, dtype=np.float32)
         if vectors.shape != (len(texts), info.dimension):
             raise RetrievalError(
                 f"embeddings have shape {vectors.shape}, expected ({len(texts)}, {info.dimension}) for this encoder"
             )
-        embed_seconds = 0.0
+        embed_seconds, fresh = 0.0, np.arange(0)
         used_precision = "precomputed"
 
     sentences, sentence_seconds = None, 0.0
@@ -209,9 +250,12 @@ def build_index(
         sentences = build_sentence_vectors(
             [str(t) for t in sentence_texts],
             lambda batch: encode(batch, lambda done, total: progress("sentences", done, total)),
+            _sentence_lender(earlier, texts),
         )
         sentence_seconds = time.perf_counter() - t0
-        say(f"embedded {sentences.sentence_count:,} citable sentences for answers in {sentence_seconds:.1f} s")
+        lent = f" ({sentences.reused:,} of them reused from {earlier.label})" if earlier and sentences.reused else ""
+        say(f"embedded {sentences.sentence_count:,} citable sentences for answers in {sentence_seconds:.1f} s{lent}")
+    sentences_reused = sentences.reused if sentences is not None else 0
 
     index_params, reason = _resolve_params(index_type, params, len(ids), info.dimension)
     if cancelled():
@@ -263,6 +307,7 @@ def build_index(
                 "adjustments": notes,
                 "batch_size": batch_size,
                 "precision": used_precision,
+                "reused_from": earlier.label if earlier is not None and (reused or sentences_reused) else None,
             },
             metrics={
                 "build_seconds": round(build_seconds, 3),
@@ -270,12 +315,15 @@ def build_index(
                 "dense_seconds": round(dense_seconds, 3),
                 "bm25_seconds": round(bm25_seconds, 3),
                 "sentence_seconds": round(sentence_seconds, 3),
-                "embedding_passages_per_s": round(len(ids) / embed_seconds, 2) if embed_seconds else None,
+                # Of the passages embedded, not those whose vectors were reused: the encoder's own rate.
+                "embedding_passages_per_s": round(len(fresh) / embed_seconds, 2) if len(fresh) else None,
+                "reused_vectors": reused,
+                "reused_sentence_vectors": sentences_reused,
                 "size_bytes": size,
             },
             encoder={
                 "path": info.path,
-                "fingerprint": model_fingerprint(encoder_path),
+                "fingerprint": fingerprint,
                 "dimension": info.dimension,
                 "max_seq_length": info.max_seq_length,
             },

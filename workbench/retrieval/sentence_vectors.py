@@ -41,10 +41,15 @@ class SentenceVectors:
     spans: np.ndarray  # int32 (n_sentences, 2)
     rows: np.ndarray  # int64 (n_passages + 1)
     lengths: np.ndarray  # int64 (n_passages)
+    reused: int = 0  # sentences whose vector an earlier index lent (see ``build_sentence_vectors``)
 
     @property
     def sentence_count(self) -> int:
         return int(self.rows[-1])
+
+
+# (passage row, its text) -> the unit vectors an earlier index stored for that passage's sentences, by span.
+SentenceLookup = Callable[[int, str], dict[tuple[int, int], np.ndarray]]
 
 
 def sentence_spans_of(texts: Sequence[str]) -> tuple[list[str], np.ndarray, np.ndarray]:
@@ -60,18 +65,45 @@ def sentence_spans_of(texts: Sequence[str]) -> tuple[list[str], np.ndarray, np.n
     return sentences, np.asarray(spans, dtype=np.int32).reshape(-1, 2), rows
 
 
-def build_sentence_vectors(texts: Sequence[str], encode: EncodeTexts) -> SentenceVectors:
+def _lent(texts: Sequence[str], spans: np.ndarray, rows: np.ndarray, reuse: SentenceLookup) -> dict[int, np.ndarray]:
+    """{sentence number: vector} for the sentences ``reuse`` has a vector for at exactly their span."""
+    lent: dict[int, np.ndarray] = {}
+    for r, text in enumerate(texts):
+        lo, hi = int(rows[r]), int(rows[r + 1])
+        stored = reuse(r, text) if hi > lo else {}
+        for i in range(lo, hi) if stored else ():
+            vector = stored.get((int(spans[i, 0]), int(spans[i, 1])))
+            if vector is not None:
+                lent[i] = vector
+    return lent
+
+
+def build_sentence_vectors(
+    texts: Sequence[str], encode: EncodeTexts, reuse: SentenceLookup | None = None
+) -> SentenceVectors:
     """Embed the citable sentences of ``texts`` with ``encode`` (the index's own encoder path, so a query embedded
-    for search scores them consistently; it reports progress and honours cancellation as the build's does)."""
+    for search scores them consistently; it reports progress and honours cancellation as the build's does).
+    ``reuse`` lends the vectors an earlier index of the same encoder stored: only the other sentences are embedded,
+    and lent vectors are kept exactly as stored."""
     sentences, spans, rows = sentence_spans_of(texts)
-    if sentences:
-        vectors = np.asarray(encode(sentences))
-        norms = np.linalg.norm(vectors, axis=1, keepdims=True)
-        vectors = (vectors / np.where(norms > 0, norms, 1.0)).astype(np.float16)
-    else:
-        vectors = np.zeros((0, 0), dtype=np.float16)
     lengths = np.fromiter((len(t) for t in texts), dtype=np.int64, count=len(texts))
-    return SentenceVectors(vectors, spans, rows, lengths)
+    if not sentences:
+        return SentenceVectors(np.zeros((0, 0), dtype=np.float16), spans, rows, lengths)
+    lent = _lent(texts, spans, rows, reuse) if reuse is not None else {}
+    fresh = [i for i in range(len(sentences)) if i not in lent]
+    if fresh:
+        embedded = np.asarray(encode([sentences[i] for i in fresh]))
+        norms = np.linalg.norm(embedded, axis=1, keepdims=True)
+        embedded = (embedded / np.where(norms > 0, norms, 1.0)).astype(np.float16)
+        dimension = embedded.shape[1]
+    else:
+        dimension = len(next(iter(lent.values())))
+    vectors = np.empty((len(sentences), dimension), dtype=np.float16)
+    if fresh:
+        vectors[fresh] = embedded
+    if lent:
+        vectors[list(lent)] = np.stack([np.asarray(v, dtype=np.float16) for v in lent.values()])
+    return SentenceVectors(vectors, spans, rows, lengths, reused=len(lent))
 
 
 def write_sentence_vectors(directory: str | os.PathLike[str], store: SentenceVectors) -> None:

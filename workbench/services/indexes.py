@@ -15,6 +15,7 @@ from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.db.models import Max
 
+from workbench import selectors
 from workbench.errors import WorkbenchError
 from workbench.jobs import JobCancelled, JobReporter, SmoothedRate, job_create
 from workbench.models import Corpus, IndexVersion, Job, ModelVersion, Passage, Project
@@ -23,6 +24,7 @@ from workbench.retrieval.artifacts import remove_stale_temp_dirs
 from workbench.retrieval.errors import OperationCancelled, RetrievalError
 from workbench.retrieval.index_build import build_index
 from workbench.retrieval.texts import passage_text
+from workbench.retrieval.vector_reuse import EarlierVectors, earlier_vectors
 from workbench.services.engines import backend_choice, engine_cache_drop, torch_threads_apply
 
 BASE_ENCODER_NAME = "all-MiniLM-L6-v2 (base)"
@@ -118,10 +120,13 @@ def index_build_start(
     params: dict[str, Any],
     user: Any,
     answer_sentences: bool = True,
+    reuse_vectors: bool = True,
 ) -> Job:
     """Validate and queue an index build (on the queue its task declares: INDEX_BUILD_QUEUE, cpu by default).
 
     ``answer_sentences``: also embed each passage's citable sentences (the extractive answer backend reads them).
+    ``reuse_vectors``: read back the vectors the newest earlier index of this corpus with the encoder's weights
+    computed for the same texts, instead of embedding them again (``workbench.retrieval.vector_reuse``).
     """
     checked = index_params_check(corpus=corpus, encoder=encoder, index_type=index_type, params=params)
     job_params = {
@@ -129,6 +134,7 @@ def index_build_start(
         "encoder_id": encoder.pk,
         "index_type": checked["index_type"],
         "answer_sentences": bool(answer_sentences),
+        "reuse_vectors": bool(reuse_vectors),
         "params": {k: v for k, v in checked.items() if k not in {"index_type", "reason", "notes", "requested"}},
     }
     if checked.get("requested") == "auto":
@@ -176,6 +182,8 @@ def index_build_run(*, job: Job, report: JobReporter) -> dict:
     out_dir = indexes_dir / f"{corpus.pk}-{uuid.uuid4().hex[:12]}"
     report.log(f"{len(passages):,} passages of corpus {corpus.name} (version {corpus_version})")
     encoder_backend, precision = _build_backend(encoder, report)
+    # Older queued jobs carry no such parameter: they embed everything, as they would have.
+    earlier = _earlier_vectors(corpus, encoder, report) if job.params.get("reuse_vectors", False) else None
 
     rates: dict[str, SmoothedRate] = {}
 
@@ -202,6 +210,7 @@ def index_build_run(*, job: Job, report: JobReporter) -> dict:
             precision=precision,
             # Older queued jobs carry no such parameter: they build as they would have.
             sentence_texts=bodies if job.params.get("answer_sentences", False) else None,
+            earlier=earlier,
             progress_callback=on_progress,
             cancel_check=report.cancel_requested,
             log=report.log,
@@ -247,6 +256,21 @@ def index_build_run(*, job: Job, report: JobReporter) -> dict:
         "build_seconds": round(version.build_seconds, 1),
         "message": f"Built {version} over {len(passages):,} passages in {version.build_seconds:.1f} s.",
     }
+
+
+EARLIER_INDEXES_TRIED = 3  # newest first; each one tried costs a read of its vectors and texts
+
+
+def _earlier_vectors(corpus: Corpus, encoder: ModelVersion, report: JobReporter) -> EarlierVectors | None:
+    """The newest earlier index of ``corpus`` with ``encoder``'s weights that can lend its vectors, if any (the build
+    checks again that they are this encoder's at its length)."""
+    candidates = list(selectors.indexes_with_weights_of(encoder, corpus=corpus)[:EARLIER_INDEXES_TRIED])
+    for index in candidates:
+        found, why = earlier_vectors(index.path, label=f"{corpus.name} v{index.number}")
+        if found is not None:
+            return found
+        report.log(f"not reusing vectors: {why}")
+    return None
 
 
 def _build_backend(encoder: ModelVersion, report: JobReporter) -> tuple[Any, str]:
