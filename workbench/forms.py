@@ -159,9 +159,10 @@ class IndexBuildForm(forms.Form):
         required=False,
         initial=True,
         label="Reuse vectors of unchanged passages",
-        help_text="Passages (and answer sentences) whose text an earlier Flat or HNSW index of this corpus already "
-        "embedded with the same weights take its vectors instead of being embedded again: a rebuild with other "
-        "parameters, or after an import, embeds only what changed. Untick to embed everything afresh",
+        help_text="Passages (and answer sentences) whose text an earlier index of this corpus already embedded with "
+        "the same weights take its vectors instead of being embedded again (from a Flat, HNSW or refined IVF-PQ "
+        "index): a rebuild with other parameters, or after an import, embeds only what changed. Untick to embed "
+        "everything afresh",
     )
 
     TYPE_FIELDS = {"hnsw": ("hnsw_m", "ef_construction", "ef_search"), "ivfpq": ("nlist", "pq_m", "nprobe", "refine")}

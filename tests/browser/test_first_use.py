@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import os
+import re
 
 import pytest
 
 from tests.browser.conftest import login
 from tests.evaluation.factories import make_doc
 from tests.factories import PASSWORD, make_corpus, make_indexed_project, make_project
-from workbench.models import Job, Role
+from workbench.models import IndexVersion, Job, Role
 from workbench.retrieval import backends as B
 from workbench.retrieval.backend_measure import BackendResult
 from workbench.services import backends as backend_service
@@ -108,6 +109,30 @@ def test_the_index_form_offers_answer_sentences_and_the_index_page_reports_them(
     assert "answer sentences" in manifest  # its share of the build time
     if os.environ.get("SHOT_DIR"):
         page.screenshot(path=f"{os.environ['SHOT_DIR']}/index-page.png", full_page=True)
+
+
+def test_a_rebuild_from_the_form_reuses_the_earlier_index_vectors(
+    page, live_server, scifact_dir, tiny_encoder_path, eager_celery
+) -> None:  # type: ignore[no-untyped-def]
+    project, _, corpus, _, first = make_indexed_project(scifact_dir, tiny_encoder_path)
+    login(page, live_server, "lead", PASSWORD)
+    page.goto(f"{live_server.url}/p/{project.slug}/indexes/#build")
+    assert page.get_by_label("Reuse vectors of unchanged passages").is_checked()
+    page.get_by_label("Index type").select_option("hnsw")
+    page.get_by_role("button", name="Build index").click()
+    page.wait_for_url(re.compile(rf"{live_server.url}/p/{project.slug}/jobs/\d+/"))  # the form's #build stays on
+    rebuilt = IndexVersion.objects.exclude(pk=first.pk).get(project=project)
+    n = corpus.passages.count()
+    assert rebuilt.index_type == "hnsw" and rebuilt.reused_vectors == n
+    page.goto(f"{live_server.url}/p/{project.slug}/indexes/")
+    assert f"{n:,} vectors reused" in page.locator("table").inner_text()
+    if os.environ.get("SHOT_DIR"):
+        page.screenshot(path=f"{os.environ['SHOT_DIR']}/indexes-reused.png", full_page=True)
+    page.goto(f"{live_server.url}/p/{project.slug}/indexes/{rebuilt.pk}/")
+    manifest = page.locator("[data-testid=manifest]").inner_text()
+    assert f"{n:,} passages and" in manifest and "from scifact v1 (same texts, same weights)" in manifest
+    if os.environ.get("SHOT_DIR"):
+        page.screenshot(path=f"{os.environ['SHOT_DIR']}/index-reused.png", full_page=True)
 
 
 def test_the_configuration_form_offers_a_reranker_weight(
