@@ -118,11 +118,11 @@ class _Progress:
         self.callback(BuildProgress(stage, done, total, fraction, rate, eta, message or f"{stage}: {done}/{total}"))
 
 
-def _sentence_lender(earlier: EarlierVectors | None, texts: Sequence[str]) -> SentenceLookup | None:
-    """The earlier index's stored sentence vectors of each new passage row whose indexed text it embedded."""
+def _sentence_lender(earlier: EarlierVectors | None, old_rows: np.ndarray) -> SentenceLookup | None:
+    """The earlier index's stored sentence vectors of each new passage row whose indexed text it embedded (its
+    earlier row in ``old_rows``, -1 for none)."""
     if earlier is None or earlier.sentences is None:
         return None
-    old_rows = earlier.passage_rows(texts)
     return lambda row, body: earlier.sentence_vectors(int(old_rows[row]), body)
 
 
@@ -205,11 +205,12 @@ def build_index(
         if refused:
             say(f"embedding every passage: {refused}")
             earlier = None
+    # Each passage's row in the earlier index where it embedded this very text, else -1.
+    old_rows = earlier.passage_rows(texts) if earlier is not None else np.full(len(texts), -1, dtype=np.int64)
     reused = 0
     if embeddings is None:
         shown = encoder_name or Path(info.path).name
         fresh = np.arange(len(texts))
-        old_rows = earlier.passage_rows(texts) if earlier is not None else np.full(len(texts), -1, dtype=np.int64)
         kept = old_rows >= 0
         reused = int(kept.sum())
         if earlier is not None:
@@ -250,7 +251,7 @@ def build_index(
         sentences = build_sentence_vectors(
             [str(t) for t in sentence_texts],
             lambda batch: encode(batch, lambda done, total: progress("sentences", done, total)),
-            _sentence_lender(earlier, texts),
+            _sentence_lender(earlier, old_rows),
         )
         sentence_seconds = time.perf_counter() - t0
         lent = f" ({sentences.reused:,} of them reused from {earlier.label})" if earlier and sentences.reused else ""
