@@ -79,9 +79,11 @@ def earlier_vectors(directory: str | os.PathLike[str], *, label: str) -> tuple[E
         matrix = dense.stored_vectors()
         if matrix is None:
             return None, f"{label} keeps only compressed vectors ({dense.params.index_type})"
-        texts = PassageStore(d).get(range(len(matrix)))
-        passage_count = len(texts)
-        sentences = SentenceVectorStore(d, passage_count=passage_count) if has_sentence_vectors(d) else None
+        store = PassageStore(d)
+        if len(store) != len(matrix):
+            return None, f"{label} keeps {len(store):,} texts for {len(matrix):,} vectors"
+        texts = store.get(range(len(matrix)))
+        sentences = SentenceVectorStore(d, passage_count=len(texts)) if has_sentence_vectors(d) else None
     except (RetrievalError, OSError, ValueError, KeyError, RuntimeError) as exc:
         return None, f"{label} could not be read ({exc})"
     encoder = manifest.get("encoder", {})
