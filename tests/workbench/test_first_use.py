@@ -164,11 +164,12 @@ def test_automatic_index_type_is_recorded_as_automatic(
     )
     with django_capture_on_commit_callbacks(execute=True):
         job = indexes.index_build_start(
-            project=project, corpus=corpus, encoder=encoder, index_type="auto", params={}, user=lead
-        )
+            project=project, corpus=corpus, encoder=encoder, index_type="auto", params={}, user=lead,
+            reuse_vectors=False,  # embedded afresh, so the log names the encoder it embeds with
+        )  # fmt: skip
     job = Job.objects.get(pk=job.pk)
     assert job.status == "succeeded", job.log_tail
-    assert job.title.endswith("(automatic → flat)")
+    assert job.title.endswith("(automatic → flat)") and "reused" not in job.log_tail
     assert "automatic → flat (" in job.log_tail and "chosen by the user" not in job.log_tail
     assert "{" not in job.log_tail and "/" not in job.log_tail.split("passages with ", 1)[1].split("\n")[0]
     index = project.index_versions.get(job=job)
