@@ -53,6 +53,15 @@ def load_corpus() -> tuple[np.ndarray, list[str]]:
     return np.asarray(ids, dtype=np.int64), texts
 
 
+def load_documents() -> dict[str, tuple[str, str]]:
+    """Every document's (title, text) by id, file order: the parts the app indexes and cites apart."""
+    out = {}
+    with open(scifact_dir() / "corpus.jsonl", encoding="utf-8") as f:
+        for row in map(json.loads, f):
+            out[row["_id"]] = (row.get("title", ""), row["text"])
+    return out
+
+
 def load_queries() -> dict[str, str]:
     """All queries (train and test claims) by id."""
     with open(scifact_dir() / "queries.jsonl", encoding="utf-8") as f:

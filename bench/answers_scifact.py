@@ -34,14 +34,20 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-import json  # noqa: E402
 import os  # noqa: E402
 
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
 from bench._machine import machine_info  # noqa: E402
-from bench._scifact import corpus_embeddings, load_corpus, load_queries, scifact_dir, write_result  # noqa: E402
+from bench._scifact import (  # noqa: E402
+    corpus_embeddings,
+    load_corpus,
+    load_documents,
+    load_queries,
+    scifact_dir,
+    write_result,
+)
 from evaluation.answering import ExtractiveGenerator, RetrievedPassage  # noqa: E402
 from evaluation.answering.gold import cited_rationales, load_claims, sentence_spans  # noqa: E402
 from evaluation.metrics.citations import AnswerJudgement, ClaimSupport, summarize  # noqa: E402
@@ -61,15 +67,6 @@ RERANK_BACKEND = os.environ.get("RERANK_BACKEND", "")
 STANDIN_LAYERS = int(os.environ.get("STANDIN_LAYERS", 0))
 STANDIN_MAX_LENGTH = int(os.environ.get("STANDIN_MAX_LENGTH", 256))
 SLA_MS = 1200.0
-
-
-def documents() -> dict[str, tuple[str, str]]:
-    out = {}
-    with open(scifact_dir() / "corpus.jsonl", encoding="utf-8") as fh:
-        for line in fh:
-            row = json.loads(line)
-            out[row["_id"]] = (row.get("title", ""), row["text"])
-    return out
 
 
 def untrained_minilm_cross_encoder(out: Path) -> Path:
@@ -193,7 +190,7 @@ def main() -> None:
     queries = load_queries()
     original = scifact_dir() / "original"
     claims = load_claims(original, files=("claims_dev.jsonl",))  # = BEIR's 300 test queries
-    docs = documents()
+    docs = load_documents()
     spans = sentence_spans(original, {d for c in claims.values() for d in c.rationales})
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(tmp) / "index"

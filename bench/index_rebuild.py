@@ -35,7 +35,7 @@ import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
 from bench._machine import machine_info  # noqa: E402
-from bench._scifact import scifact_dir, write_result  # noqa: E402
+from bench._scifact import load_documents, write_result  # noqa: E402
 from workbench.retrieval.encoders import base_model_path, encode_passages, load_encoder  # noqa: E402
 from workbench.retrieval.faiss_index import load_dense_index  # noqa: E402
 from workbench.retrieval.index_build import build_index  # noqa: E402
@@ -51,13 +51,6 @@ SENTENCES = os.environ.get("SENTENCES", "1") != "0"
 
 def log(msg: str) -> None:
     print(f"{time.strftime('%H:%M:%S')} {msg}", flush=True)
-
-
-def scifact_documents() -> list[tuple[str, str]]:
-    import json
-
-    with open(scifact_dir() / "corpus.jsonl", encoding="utf-8") as f:
-        return [(row.get("title", ""), row["text"]) for row in map(json.loads, f)]
 
 
 def build(out: Path, docs: list[tuple[str, str]], **kwargs) -> dict:  # type: ignore[no-untyped-def]
@@ -104,7 +97,7 @@ def after_import(docs: list[tuple[str, str]], rng: random.Random) -> list[tuple[
 def main() -> None:
     torch.set_num_threads(int(os.environ.get("THREADS", 2)))
     work = Path(tempfile.mkdtemp(prefix="bench-rebuild-"))
-    docs = scifact_documents()
+    docs = list(load_documents().values())
     if os.environ.get("PASSAGES"):
         docs = docs[: int(os.environ["PASSAGES"])]
     load_encoder(base_model_path())  # loaded (and cached) before the clock: every build below finds it loaded

@@ -210,21 +210,23 @@ def build_index(
     reused = 0
     if embeddings is None:
         shown = encoder_name or Path(info.path).name
-        fresh = np.arange(len(texts))
         kept = old_rows >= 0
-        reused = int(kept.sum())
+        fresh = np.flatnonzero(~kept)
+        reused = len(texts) - len(fresh)
         if earlier is not None:
-            fresh = np.flatnonzero(~kept)
             say(f"reused the vectors of {reused:,} of {len(texts):,} passages from {earlier.label} (same texts)")
         progress("embedding", 0, len(fresh), "" if len(fresh) else "every passage vector reused")
-        t0 = time.perf_counter()
+        embed_seconds = 0.0
         if len(fresh):
             say(f"embedding {len(fresh):,} passages with {shown} (batch {batch_size}, {used_precision})")
+            t0 = time.perf_counter()
             embedded = encode(
                 [texts[i] for i in fresh.tolist()] if reused else texts,
                 lambda done, total: progress("embedding", done, total),
             )
-        embed_seconds = time.perf_counter() - t0
+            embed_seconds = time.perf_counter() - t0
+            rate = len(fresh) / embed_seconds
+            say(f"embedded {len(fresh):,} passages in {embed_seconds:.1f} s ({rate:.1f} passages/s)")
         if not reused:
             vectors = embedded  # no copy: the common first build holds one matrix
         else:
@@ -232,9 +234,6 @@ def build_index(
             vectors[kept] = earlier.matrix[old_rows[kept]]  # type: ignore[union-attr]
             if len(fresh):
                 vectors[fresh] = embedded
-        if len(fresh):
-            rate = len(fresh) / embed_seconds
-            say(f"embedded {len(fresh):,} passages in {embed_seconds:.1f} s ({rate:.1f} passages/s)")
     else:
         vectors = np.asarray(embeddings, dtype=np.float32)
         if vectors.shape != (len(texts), info.dimension):

@@ -71,7 +71,9 @@ def _lent(texts: Sequence[str], spans: np.ndarray, rows: np.ndarray, reuse: Sent
     for r, text in enumerate(texts):
         lo, hi = int(rows[r]), int(rows[r + 1])
         stored = reuse(r, text) if hi > lo else {}
-        for i in range(lo, hi) if stored else ():
+        if not stored:
+            continue
+        for i in range(lo, hi):
             vector = stored.get((int(spans[i, 0]), int(spans[i, 1])))
             if vector is not None:
                 lent[i] = vector
